@@ -3,3 +3,14 @@
 export function heapBase(): usize {
   return __heap_base;
 }
+
+export * from './gemm';
+export * from './conv';
+export * from './depthwise';
+export * from './pool';
+export * from './resize';
+export * from './elementwise';
+export * from './reduce';
+export * from './softmax';
+export * from './layout';
+export * from './gates';
