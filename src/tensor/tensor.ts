@@ -160,6 +160,11 @@ export function dispose(tree: unknown): void {
   for (const t of leaves(tree)) t.dispose();
 }
 
+/** The id the next tensor will get: tensors with a smaller id already exist. */
+export function nextTensorId(): number {
+  return nextId;
+}
+
 /** Live tensors and the bytes their blocks hold. */
 export function memory(): { tensors: number; bytes: number } {
   return { tensors: liveTensors, bytes: liveBytes };
