@@ -4,6 +4,7 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
+export * from './memory';
 export * from './gemm';
 export * from './conv';
 export * from './depthwise';

@@ -11,36 +11,41 @@
  * how to split; it is where worker threads plug in.
  */
 import { K, type Kernels } from './kernels.js';
-import { alloc, free } from './heap.js';
+import { getThreads, runSharded, scratchFor } from './threads.js';
 
 type RangeKernel = {
   [N in keyof Kernels]: Kernels[N] extends (...a: infer A) => void ? (A extends [...number[]] ? N : never) : never;
 }[keyof Kernels];
 
-let scratchPtr = 0;
-let scratchBytes = 0;
-
-/** A scratch block of at least `bytes` for the calling thread, reused across calls. */
+/** The calling thread's scratch block of at least `bytes`, reused across calls. */
 export function scratch(bytes: number): number {
-  if (bytes <= 0) return 0;
-  if (bytes > scratchBytes) {
-    if (scratchPtr !== 0) free(scratchPtr);
-    scratchBytes = Math.max(bytes, scratchBytes * 2);
-    scratchPtr = alloc(scratchBytes);
-  }
-  return scratchPtr;
+  return scratchFor(0, bytes);
 }
+
+/**
+ * Work below which a kernel stays on the calling thread: waking workers and
+ * claiming shards costs a few microseconds, which ~1 MFLOP of SIMD work repays.
+ */
+export const PARALLEL_MIN_FLOPS = 1e6;
 
 export interface ParallelOptions {
   /** Approximate floating-point operations per unit of the range (decides whether splitting pays). */
   cost: number;
+  /** Shards are multiples of this many units (a micro-kernel's tile), except the last. */
+  grain?: number;
   /** Workspace bytes each participating thread needs. */
   scratchBytes?: number;
 }
 
-/** Run `kernel(...args, begin, end, scratch)` over [0, total). */
+/** Run `kernel(...args, begin, end, scratch)` over [0, total), split over threads when it pays. */
 export function parallel(kernel: RangeKernel, args: readonly number[], total: number, opts: ParallelOptions): void {
   if (total <= 0) return;
+  const grain = opts.grain ?? 1;
+  const bytes = opts.scratchBytes ?? 0;
+  if (getThreads() > 1 && total > grain && total * opts.cost >= PARALLEL_MIN_FLOPS) {
+    runSharded(kernel, args, total, grain, bytes);
+    return;
+  }
   const fn = K[kernel] as unknown as (...a: number[]) => void;
-  fn(...args, 0, total, scratch(opts.scratchBytes ?? 0));
+  fn(...args, 0, total, scratch(bytes));
 }

@@ -1,0 +1,69 @@
+// Layout of the shared control block between the calling thread and the kernel
+// workers (an Int32Array over a SharedArrayBuffer, plus float64 kernel args).
+// Plain JavaScript: worker threads load it without a TypeScript step.
+export const GEN = 0; // job generation; workers sleep on it
+export const CLAIM = 1; // (generation mod 2^19) << 12 | next shard to claim
+export const DONE = 2; // shards finished in this job
+export const SHARDS = 3; // shard count of this job (<= 4096)
+export const KERNEL = 4; // index of the kernel among the module's function exports
+export const ARGC = 5; // number of kernel arguments
+export const TOTAL = 6; // the range [0, TOTAL) is cut into shards of CHUNK
+export const CHUNK = 7;
+export const ERROR = 8; // 0 none, 1 a worker died, 2 a kernel threw
+export const ERROR_SLOT = 9;
+export const EXIT = 10; // set to 1 to stop every worker
+export const READY = 11; // workers started and waiting
+export const KILL = 12; // test hook: the next worker to claim a shard exits
+export const SPIN = 13; // spin iterations before a worker sleeps
+export const BUSY = 32; // BUSY + slot: 1 while that slot runs a shard
+export const SCRATCH = 96; // SCRATCH + slot: that slot's scratch pointer
+export const MAX_SLOTS = 64;
+export const ARGS_BYTE_OFFSET = 1024;
+export const MAX_ARGS = 48;
+export const CHANNEL_BYTES = ARGS_BYTE_OFFSET + MAX_ARGS * 8;
+export const CLAIM_SHIFT = 12;
+export const GEN_MASK = 0x7ffff;
+
+/** The module's function exports in a fixed order: a kernel's index on every thread. */
+export function kernelNames(module) {
+  return WebAssembly.Module.exports(module)
+    .filter((e) => e.kind === 'function')
+    .map((e) => e.name);
+}
+
+/**
+ * Claim and run shards of the current job until none is left. Returns normally;
+ * a kernel exception is recorded in ERROR (the caller reports it).
+ */
+export function runShards(ch, args, fns, slot, gen) {
+  const tag = (gen & GEN_MASK) << CLAIM_SHIFT;
+  for (;;) {
+    const v = Atomics.load(ch, CLAIM);
+    if ((v & ~0xfff) !== tag) return;
+    const s = v & 0xfff;
+    if (s >= ch[SHARDS]) return;
+    if (Atomics.compareExchange(ch, CLAIM, v, v + 1) !== v) continue;
+    // The claim succeeded, so this generation's job fields are the ones read below.
+    Atomics.store(ch, BUSY + slot, 1);
+    if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
+    const total = ch[TOTAL];
+    const chunk = ch[CHUNK];
+    const begin = s * chunk;
+    const end = Math.min(total, begin + chunk);
+    const argc = ch[ARGC];
+    const a = new Array(argc + 3);
+    for (let i = 0; i < argc; i++) a[i] = args[i];
+    a[argc] = begin;
+    a[argc + 1] = end;
+    a[argc + 2] = ch[SCRATCH + slot];
+    try {
+      fns[ch[KERNEL]](...a);
+    } catch {
+      Atomics.store(ch, ERROR_SLOT, slot);
+      Atomics.store(ch, ERROR, 2);
+    }
+    Atomics.store(ch, BUSY + slot, 0);
+    Atomics.add(ch, DONE, 1);
+    Atomics.notify(ch, DONE);
+  }
+}

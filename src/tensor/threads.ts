@@ -1,0 +1,177 @@
+/**
+ * Kernel shards over worker threads, on the one shared heap.
+ *
+ * A job is a kernel, its arguments and a range [0, total) cut into shards.
+ * The calling thread publishes the job in a shared control block, wakes the
+ * workers, and claims shards itself like any worker; it returns when every
+ * shard is done. Because a kernel gives the same bits for any split of its
+ * range (see dispatch.ts), who runs which shard never changes a result: 1 and
+ * N threads agree to the bit, and the caller simply does all the work while
+ * workers are still starting.
+ *
+ * Dispatch cost decides the design: Piscina's own task round trip is 16-25 us
+ * here, a sleeping worker woken by Atomics.notify 6-14 us, a spinning one
+ * under 1 us. So Piscina owns the threads (spawn, errors, teardown), but jobs
+ * go through the Atomics control block to long-lived worker loops that spin
+ * briefly before sleeping.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { memory, alloc, free } from './heap.js';
+import { kernelModule, K } from './kernels.js';
+import { ConvrnnError, ValueError, describe } from './errors.js';
+import * as C from './channel.js';
+
+/** A worker thread died or a kernel failed while a job ran. */
+export class WorkerError extends ConvrnnError {}
+
+const names: string[] = C.kernelNames(kernelModule);
+const index = new Map(names.map((n, i) => [n, i]));
+const fns = names.map((n) => (K as unknown as Record<string, (...a: number[]) => void>)[n]);
+
+let threads = defaultThreads();
+let supervisor: Worker | null = null;
+let ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
+let argv = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+let gen = 0;
+/** Spin iterations of a worker before it sleeps (~100 us). */
+const SPIN = 20000;
+
+function defaultThreads(): number {
+  const env = process.env.CONVRNN_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1 || n > C.MAX_SLOTS) {
+      throw new ValueError(`CONVRNN_THREADS must be an integer in [1, ${C.MAX_SLOTS}], got ${describe(env)}`);
+    }
+    return n;
+  }
+  return Math.min(availableParallelism(), C.MAX_SLOTS);
+}
+
+/** Use `n` threads (the caller plus n-1 workers) for large kernels. */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > C.MAX_SLOTS) {
+    throw new ValueError(`setThreads: n must be an integer in [1, ${C.MAX_SLOTS}], got ${describe(n)}`);
+  }
+  if (n !== threads) stopPool();
+  threads = n;
+}
+
+export function getThreads(): number {
+  return threads;
+}
+
+function startPool(): void {
+  const buffer = new SharedArrayBuffer(C.CHANNEL_BYTES);
+  ch = new Int32Array(buffer);
+  argv = new Float64Array(buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+  ch[C.SPIN] = SPIN;
+  gen = 0;
+  const sup = new Worker(new URL('./supervisor.js', import.meta.url), {
+    workerData: { module: kernelModule, memory, channel: buffer, workers: threads - 1 },
+  });
+  sup.unref(); // never keep the process alive
+  sup.on('error', () => {
+    if (supervisor === sup) supervisor = null;
+  });
+  sup.on('exit', () => {
+    if (supervisor === sup) supervisor = null;
+  });
+  supervisor = sup;
+}
+
+/** Stop the workers (they restart on the next large kernel). */
+export function stopPool(): void {
+  if (supervisor === null) return;
+  Atomics.store(ch, C.EXIT, 1);
+  Atomics.add(ch, C.GEN, 1);
+  Atomics.notify(ch, C.GEN);
+  const sup = supervisor;
+  supervisor = null;
+  // Let the supervisor destroy its pool, then end it.
+  setTimeout(() => void sup.terminate(), 200).unref();
+}
+
+// ---- per-thread scratch ----------------------------------------------------
+
+const scratchPtr: number[] = [];
+const scratchBytes: number[] = [];
+
+/** Scratch of at least `bytes` for thread slot `slot` (0 is the caller), reused across jobs. */
+export function scratchFor(slot: number, bytes: number): number {
+  if (bytes <= 0) return 0;
+  if (!(bytes <= (scratchBytes[slot] ?? 0))) {
+    if (scratchPtr[slot]) free(scratchPtr[slot]);
+    scratchBytes[slot] = Math.max(bytes, 2 * (scratchBytes[slot] ?? 0));
+    scratchPtr[slot] = alloc(scratchBytes[slot]);
+  }
+  return scratchPtr[slot];
+}
+
+// ---- jobs ------------------------------------------------------------------
+
+/**
+ * Run `kernel(...args, begin, end, scratch)` over [0, total) in shards of a
+ * multiple of `grain`, on the caller and the workers. Synchronous.
+ */
+export function runSharded(kernel: string, args: readonly number[], total: number, grain: number, bytes: number): void {
+  const k = index.get(kernel);
+  if (k === undefined) throw new ValueError(`runSharded: no kernel named ${describe(kernel)}`);
+  if (args.length > C.MAX_ARGS) throw new ValueError(`runSharded: ${kernel} has ${args.length} arguments, at most ${C.MAX_ARGS}`);
+  if (supervisor === null) startPool();
+  const units = Math.ceil(total / grain);
+  const shards = Math.min(units, 3 * threads, 4096);
+  const chunk = Math.ceil(units / shards) * grain;
+  for (let slot = 0; slot < threads; slot++) ch[C.SCRATCH + slot] = scratchFor(slot, bytes);
+
+  gen = (gen + 1) | 0;
+  ch[C.KERNEL] = k;
+  ch[C.ARGC] = args.length;
+  for (let i = 0; i < args.length; i++) argv[i] = args[i];
+  ch[C.TOTAL] = total;
+  ch[C.CHUNK] = chunk;
+  ch[C.SHARDS] = Math.ceil(total / chunk);
+  Atomics.store(ch, C.DONE, 0);
+  Atomics.store(ch, C.CLAIM, (gen & C.GEN_MASK) << C.CLAIM_SHIFT);
+  Atomics.store(ch, C.GEN, gen);
+  Atomics.notify(ch, C.GEN);
+
+  C.runShards(ch, argv, fns, 0, gen);
+
+  const need = ch[C.SHARDS];
+  for (;;) {
+    const done = Atomics.load(ch, C.DONE);
+    if (done === need) break;
+    if (Atomics.load(ch, C.ERROR) !== 0) break;
+    Atomics.wait(ch, C.DONE, done, 20);
+  }
+  const error = Atomics.load(ch, C.ERROR);
+  if (error !== 0) failJob(kernel, error);
+}
+
+/** Stop the job's remaining claims, wait for running shards, and report. */
+function failJob(kernel: string, error: number): never {
+  const slot = ch[C.ERROR_SLOT];
+  Atomics.store(ch, C.CLAIM, ((gen + 1) & C.GEN_MASK) << C.CLAIM_SHIFT);
+  for (let s = 1; s < threads; s++) {
+    while (Atomics.load(ch, C.BUSY + s) !== 0) Atomics.wait(ch, C.DONE, Atomics.load(ch, C.DONE), 5);
+  }
+  Atomics.store(ch, C.ERROR, 0);
+  throw new WorkerError(
+    error === 1
+      ? `worker thread ${slot} exited while running kernel ${kernel}; its output is incomplete. A replacement worker was started; the next operation will run normally`
+      : `kernel ${kernel} failed in ${slot === 0 ? 'the calling thread' : `worker thread ${slot}`}`,
+  );
+}
+
+/** @internal Test hooks. */
+export const _testing = {
+  /** The next worker to claim a shard exits, as if killed. */
+  killWorkerOnNextShard(): void {
+    Atomics.store(ch, C.KILL, 1);
+  },
+  readyWorkers(): number {
+    return Atomics.load(ch, C.READY);
+  },
+};

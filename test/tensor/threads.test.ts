@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { transpileSources } from '../util/transpile.js';
+import { kernelsPath } from '../../src/tensor/kernels.js';
+import { setThreads, getThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
+import { empty } from '../../src/tensor/tensor.js';
+import { ValueError } from '../../src/tensor/errors.js';
+
+async function untilWorkersReady(n: number): Promise<void> {
+  for (let i = 0; i < 500 && _testing.readyWorkers() < n; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(_testing.readyWorkers()).toBeGreaterThanOrEqual(n);
+}
+
+describe('thread pool', () => {
+  it('setThreads validates its argument', () => {
+    expect(() => setThreads(0)).toThrow(ValueError);
+    expect(() => setThreads(2.5)).toThrow(/integer/);
+    setThreads(3);
+    expect(getThreads()).toBe(3);
+  });
+
+  it('a sharded kernel covers its whole range exactly once, on workers too', async () => {
+    setThreads(3);
+    const n = 100_003;
+    const t = empty([n]);
+    runSharded('fill', [t.ptr, 0], n, 4, 0); // starts the pool
+    await untilWorkersReady(2);
+    for (const value of [1.5, -2, 7]) {
+      runSharded('fill', [t.ptr, value], n, 4, 0);
+      expect(t.toArray().every((v) => v === value)).toBe(true);
+    }
+    t.dispose();
+  });
+
+  it('a worker killed mid-job fails that job with a clear error; the pool recovers', async () => {
+    setThreads(2);
+    const n = 1 << 20;
+    const t = empty([n]);
+    runSharded('fill', [t.ptr, 0], n, 4, 0);
+    await untilWorkersReady(1);
+    _testing.killWorkerOnNextShard();
+    // The worker may miss this job (the caller can claim every shard first); repeat until it takes one.
+    let error: unknown = null;
+    for (let i = 0; i < 200 && error === null; i++) {
+      try {
+        runSharded('fill', [t.ptr, 1], n, 4, 0);
+      } catch (e) {
+        error = e;
+      }
+    }
+    expect(error).toBeInstanceOf(WorkerError);
+    expect((error as Error).message).toMatch(/worker thread 1 exited while running kernel fill/);
+    await untilWorkersReady(2); // the replacement has started
+    runSharded('fill', [t.ptr, 3], n, 4, 0);
+    expect(t.toArray().every((v) => v === 3)).toBe(true);
+    t.dispose();
+  });
+
+  it('the process exits promptly when its work is done (workers never keep it alive)', () => {
+    const dir = transpileSources();
+    const script = `
+      import { setThreads, runSharded } from ${JSON.stringify(join(dir, 'src/tensor/threads.js'))};
+      import { empty } from ${JSON.stringify(join(dir, 'src/tensor/tensor.js'))};
+      setThreads(2);
+      const t = empty([1 << 20]);
+      runSharded('fill', [t.ptr, 1], 1 << 20, 4, 0);
+      setTimeout(() => { runSharded('fill', [t.ptr, 2], 1 << 20, 4, 0); console.log('done'); }, 300);
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      timeout: 30_000,
+      encoding: 'utf8',
+      env: { ...process.env, CONVRNN_WASM: kernelsPath },
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('done');
+    expect(r.status).toBe(0);
+  });
+});
