@@ -1,0 +1,125 @@
+/**
+ * `npm run bench [-- --workloads W1,W7 --threads 1,2]`: the workloads of
+ * ../shared/WORKLOADS.md, one JSON line per (workload, threads).
+ */
+import {
+  conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
+  randn, tensor, scope, split, key, setThreads, dispose, sum, mul, type Tensor,
+} from '../src/index.js';
+import { time, emit, rate, round } from './harness.js';
+import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'OP'];
+const workloads = arg('workloads', ALL.join(',')).split(',');
+const threadCounts = arg('threads', '1').split(',').map(Number);
+const [k1, k2, k3, k4, k5] = split(key(0), 5);
+
+const conv3 = { padding: 'same' as const };
+const W1 = { flops: 2 * 16 * 32 * 32 * 64 * 64 * 9 };
+
+type Workload = () => Record<string, unknown>;
+const defs: Record<string, Workload> = {
+  W1: () => {
+    const x = randn(k1, [16, 32, 32, 64]), w = randn(k2, [3, 3, 64, 64]);
+    const m = time(() => scope(() => void conv2d(x, w, conv3)));
+    dispose([x, w]);
+    return { ...m, ...rate(m, W1) };
+  },
+  W2: () => {
+    const x = randn(k1, [16, 64, 64, 3]), w = randn(k2, [7, 7, 3, 32]);
+    const m = time(() => scope(() => void conv2d(x, w, { stride: 2, padding: 'same' })));
+    dispose([x, w]);
+    return { ...m, ...rate(m, { flops: 2 * 16 * 32 * 32 * 32 * 3 * 49 }) };
+  },
+  W3: () => {
+    const x = randn(k1, [16, 32, 32, 128]), w = randn(k2, [3, 3, 128, 1]);
+    const m = time(() => scope(() => void depthwiseConv2d(x, w, conv3)));
+    dispose([x, w]);
+    return { ...m, ...rate(m, { flops: 2 * 16 * 32 * 32 * 128 * 9 }) };
+  },
+  W4: () => {
+    const x = randn(k1, [16, 16, 16, 256]), w = randn(k2, [1, 1, 256, 256]);
+    const m = time(() => scope(() => void conv2d(x, w, conv3)));
+    dispose([x, w]);
+    return { ...m, ...rate(m, { flops: 2 * 16 * 16 * 16 * 256 * 256 }) };
+  },
+  W5a: () => {
+    const dy = randn(k1, [16, 32, 32, 64]), w = randn(k2, [3, 3, 64, 64]);
+    const m = time(() => scope(() => void conv2dBackpropInput(dy, w, [16, 32, 32, 64], conv3)));
+    dispose([dy, w]);
+    return { ...m, ...rate(m, W1) };
+  },
+  W5b: () => {
+    const x = randn(k1, [16, 32, 32, 64]), dy = randn(k2, [16, 32, 32, 64]);
+    const m = time(() => scope(() => void conv2dBackpropFilter(x, dy, [3, 3, 64, 64], conv3)));
+    dispose([x, dy]);
+    return { ...m, ...rate(m, W1) };
+  },
+  W5c: () => {
+    const x = randn(k1, [16, 32, 32, 64]), w = randn(k2, [3, 3, 64, 64]), r = randn(k3, [16, 32, 32, 64]);
+    // Forward and both gradients: the loss <conv(x, w), r> has dy = r.
+    const f = (x: Tensor, w: Tensor) => sum(mul(conv2d(x, w, conv3), r));
+    const m = time(() => scope(() => void grad(f, [0, 1])(x, w)));
+    dispose([x, w, r]);
+    return { ...m, ...rate(m, { flops: 3 * W1.flops }) };
+  },
+  W6: () => {
+    const n = 4_194_304;
+    const [a, b, c, d] = [k1, k2, k3, k4].map((k) => randn(k, [n]));
+    const m = time(() => scope(() => void gateBlend(a, b, c, d)));
+    dispose([a, b, c, d]);
+    return { ...m, ...rate(m, { bytes: 5 * 4 * n }) };
+  },
+  W7: () => {
+    const B = 32, T = 8;
+    let p = w7Init(k5);
+    const x = randn(k1, [B, 32, 32, 3]);
+    const labels = Int32Array.from({ length: B }, (_, i) => (i * 7 + 3) % 10);
+    const losses: number[] = [];
+    const step = () => {
+      const next = scope(() => {
+        const [loss, g] = valueAndGrad((q: typeof p) => w7Loss(q, x, labels, T))(p);
+        losses.push(loss.item());
+        return sgd(p, g, 0.01);
+      });
+      dispose(p);
+      p = next;
+    };
+    const m = time(step, { minSeconds: 0 });
+    dispose([p, x]);
+    return { ...m, ...rate(m, { flops: w7Flops(B, T).train }), conv_train_gflop: round(w7Flops(B, T).train / 1e9, 3),
+      loss_first: round(losses[0], 4), loss_last: round(losses[losses.length - 1], 4) };
+  },
+  W7f: () => {
+    const B = 32, T = 8;
+    const p = w7Init(k5);
+    const x = randn(k1, [B, 32, 32, 3]);
+    const m = time(() => scope(() => void w7Logits(p, x, T)), { minSeconds: 0 });
+    dispose([p, x]);
+    return { ...m, ...rate(m, { flops: w7Flops(B, T).forward }) };
+  },
+  // Per-op overhead of the TypeScript layer: tensor creation + tape record on tiny tensors.
+  OP: () => {
+    const a = tensor([1, 2, 3, 4]), b = tensor([5, 6, 7, 8]);
+    const n = 2000;
+    const plain = time(() => scope(() => { for (let i = 0; i < n; i++) add(a, b); }));
+    const traced = time(() => void grad((a: Tensor) => { let s = a; for (let i = 0; i < n; i++) s = add(s, b); return sum(s); })(a));
+    dispose([a, b]);
+    return { ...plain, us_per_op: round((plain.median_ms * 1000) / n, 3),
+      us_per_op_recorded_plus_its_backward: round((traced.median_ms * 1000) / n, 3) };
+  },
+};
+
+for (const t of threadCounts) {
+  setThreads(t);
+  for (const w of workloads) {
+    const def = defs[w];
+    if (def === undefined) throw new Error(`unknown workload ${w}; known: ${ALL.join(', ')}`);
+    emit({ workload: w, threads: t, ...def() });
+  }
+}

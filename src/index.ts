@@ -1,0 +1,6 @@
+/**
+ * convrnn: convolutional recurrent networks of the ventral visual stream,
+ * built, trained and analysed on the CPU.
+ */
+export * from './tensor/index.js';
+export * from './autodiff/index.js';
