@@ -89,10 +89,10 @@ function runBlock(recs: usize, nt: i32, bp: usize, K: i32, N: i32, ldc: usize, b
 }
 
 /** Scratch bytes per thread for conv2d_forward. */
-export function conv2d_forward_scratch(Cin: i32, KH: i32, KW: i32): i32 {
+export function conv2d_forward_scratch(Cin: i32, KH: i32, KW: i32, sw: i32): i32 {
   const K = KH * KW * Cin;
   const bt = blockTiles(K);
-  return FIXED + align16(KW * Cin * 4) + bt * (REC + KH * ENTRY) + bt * K * 16;
+  return FIXED + align16(KW * Cin * 4) + align16((3 * sw + KW) * Cin * 4) + bt * (REC + KH * ENTRY) + bt * K * 16;
 }
 
 /**
@@ -109,7 +109,8 @@ export function conv2d_forward(
   const K = KH * KW * Cin;
   const bt = blockTiles(K);
   const zero = scratch + FIXED;
-  const recs = zero + <usize>align16(KW * Cin * 4);
+  const seg = zero + <usize>align16(KW * Cin * 4); // a span of one input row, for few channels
+  const recs = seg + <usize>align16((3 * sw + KW) * Cin * 4);
   const ents = recs + <usize>(bt * REC);
   const ap = ents + <usize>(bt * KH * ENTRY);
   zeroFill(zero, align16(KW * Cin * 4));
@@ -147,6 +148,22 @@ export function conv2d_forward(
             const s0 = xrow + <usize>iwFirst * pix;
             const st = <usize>sw * pix;
             gemm_pack4(d, s0, rows > 1 ? s0 + st : zero, rows > 2 ? s0 + 2 * st : zero, rows > 3 ? s0 + 3 * st : zero, run);
+            d += <usize>run << 4;
+          } else if (runW && Cin < 8) {
+            // Few channels: copy the span of the input row the tile reads, with zeros
+            // outside the image, and interleave the pixels' runs from that copy.
+            const span = (rows - 1) * sw + KW;
+            zeroFill(seg, align16(span * Cin * 4));
+            const lo = max(0, iwFirst);
+            const hi = min(W, iwFirst + span);
+            const src = xrow + <usize>lo * pix;
+            const dst = seg + <usize>(lo - iwFirst) * pix;
+            const nf = (hi - lo) * Cin;
+            let k = 0;
+            for (; k + 4 <= nf; k += 4) v128.store(dst + (<usize>k << 2), v128.load(src + (<usize>k << 2)));
+            for (; k < nf; k++) store<f32>(dst + (<usize>k << 2), load<f32>(src + (<usize>k << 2)));
+            const st = <usize>sw * pix;
+            gemm_pack4(d, seg, rows > 1 ? seg + st : zero, rows > 2 ? seg + 2 * st : zero, rows > 3 ? seg + 3 * st : zero, run);
             d += <usize>run << 4;
           } else {
             for (let kw = 0; kw < KW; kw++) {

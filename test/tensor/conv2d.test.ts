@@ -399,7 +399,7 @@ describe('conv2d kernels are deterministic under any range split', () => {
           try {
             K.gemm_pack_b(w.ptr, Kf, c.Cout, 0, bp, 0, pf, 0);
             K.conv2d_pack_filter_t(w.ptr, c.KH, c.KW, c.Cin, c.Cout, bt, 0, pt, 0);
-            const [y1, y2] = splitRuns(dy.size * 4, K.conv2d_forward_scratch(c.Cin, c.KH, c.KW), c.N * g.OH, cuts, (o, bg, e, s) =>
+            const [y1, y2] = splitRuns(dy.size * 4, K.conv2d_forward_scratch(c.Cin, c.KH, c.KW, c.sw), c.N * g.OH, cuts, (o, bg, e, s) =>
               K.conv2d_forward(x.ptr, bp, b?.ptr ?? 0, o, ...(geo as Geo15), bg, e, s),
             );
             expect(y2).toEqual(y1);

@@ -13,6 +13,7 @@ import { K } from '../../src/tensor/kernels.js';
 import { key } from '../../src/tensor/random.js';
 import { ShapeError, ValueError } from '../../src/tensor/errors.js';
 import { checkGrad } from '../../src/autodiff/index.js';
+import { setThreads, _testing } from '../../src/tensor/threads.js';
 
 // ---- float64 references ----------------------------------------------------------------
 
@@ -361,6 +362,34 @@ describe('gate kernels are deterministic under any range split', () => {
       }),
       { numRuns: 25 },
     );
+  });
+});
+
+describe('threads', () => {
+  it('1 thread and 3 threads give the same bits, forward and backward', async () => {
+    const n = 200_003; // large enough to be sharded; not a multiple of 16
+    const xs = Array.from({ length: 5 }, (_, i) => randn(key(40 + i), [n], 5));
+    const run = () =>
+      scope(() => {
+        const [a, b, c, d, G] = xs;
+        const outs = [gateBlend(a, b, c, d), reciprocalGate(a, b, c, d), lstmState(a, b, c, d), gruState(a, b, c)];
+        const grads = [
+          ...rules.gateBlend.vjp(G, [a, b, c, d], outs[0], undefined),
+          ...rules.lstmState.vjp(G, [a, b, c, d], outs[2], undefined),
+          ...rules.gruState.vjp(G, [a, b, c], outs[3], undefined),
+        ];
+        return [...outs, ...grads].map((t) => Buffer.from(t!.toArray().buffer));
+      });
+    setThreads(1);
+    const one = run();
+    setThreads(3);
+    run(); // starts the workers
+    for (let i = 0; i < 500 && _testing.readyWorkers() < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(_testing.readyWorkers()).toBeGreaterThanOrEqual(2);
+    const many = run();
+    setThreads(1);
+    many.forEach((bits, k) => expect(bits.equals(one[k])).toBe(true));
+    xs.forEach((x) => x.dispose());
   });
 });
 

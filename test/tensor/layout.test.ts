@@ -10,6 +10,7 @@ import { K } from '../../src/tensor/kernels.js';
 import { key } from '../../src/tensor/random.js';
 import { ShapeError, ValueError } from '../../src/tensor/errors.js';
 import { checkGrad } from '../../src/autodiff/index.js';
+import { setThreads, _testing } from '../../src/tensor/threads.js';
 
 // ---- plain references ------------------------------------------------------------------
 
@@ -466,6 +467,32 @@ describe('layout kernels are deterministic under any range split', () => {
       }),
       { numRuns: 30 },
     );
+  });
+});
+
+describe('threads', () => {
+  it('1 thread and 3 threads give the same bits (transpose both paths, concat, slice, pad)', async () => {
+    const x = rand(11, [8, 64, 64, 32]);
+    const run = () =>
+      scope(() =>
+        [
+          transpose(x, [0, 3, 1, 2]),
+          transpose(x, [2, 0, 3, 1]),
+          concat([x, x], 3),
+          slice(x, [1, 2, 3, 4], [6, 60, 60, 27]),
+          pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]),
+        ].map((t) => Buffer.from(t.toArray().buffer)),
+      );
+    setThreads(1);
+    const one = run();
+    setThreads(3);
+    run(); // starts the workers
+    for (let i = 0; i < 500 && _testing.readyWorkers() < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(_testing.readyWorkers()).toBeGreaterThanOrEqual(2);
+    const many = run();
+    setThreads(1);
+    many.forEach((bits, k) => expect(bits.equals(one[k])).toBe(true));
+    x.dispose();
   });
 });
 

@@ -327,9 +327,11 @@ describe('pooling kernels are deterministic under any range split', () => {
           const x = tied ? tiedInput(c) : randn(key(c.seed), [c.N, c.H, c.W, c.C]);
           const gy = randn(key(c.seed + 1), [c.N, g.OH, g.OW, c.C]);
           const geo = [c.N, c.H, c.W, c.C, c.KH, c.KW, c.sh, c.sw, g.pt, g.pl, g.OH, g.OW] as const;
+          const R = Math.ceil(c.KH / c.sh);
+          const argmaxRows = empty([Math.ceil(R / 4) * 4 + R * g.OW * c.C]); // maxpool_backward's scratch
           const runs: [(b: number, e: number, o: number) => void, number, number][] = [
             [(b, e, o) => K.maxpool_forward(x.ptr, o, ...geo, b, e, 0), gy.size, c.N * g.OH],
-            [(b, e, o) => K.maxpool_backward(x.ptr, gy.ptr, o, ...geo, b, e, 0), x.size, c.N * c.H],
+            [(b, e, o) => K.maxpool_backward(x.ptr, gy.ptr, o, ...geo, b, e, argmaxRows.ptr), x.size, c.N * c.H],
             [(b, e, o) => K.avgpool_forward(x.ptr, o, ...geo, b, e, 0), gy.size, c.N * g.OH],
             [(b, e, o) => K.avgpool_backward(gy.ptr, o, ...geo, b, e, 0), x.size, c.N * c.H],
           ];

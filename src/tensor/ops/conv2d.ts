@@ -202,7 +202,7 @@ function forward(x: Tensor, w: Tensor, b: Tensor | null, g: Conv2dGeometry): Ten
     parallel('gemm_pack_b', [w.ptr, Kd, g.Cout, 0, bp], panels, { cost: 8 * Kd });
     parallel('conv2d_forward', [x.ptr, bp, bias, y.ptr, ...geoArgs(g)], g.N * g.OH, {
       cost: 2 * g.OW * g.Cout * Kd,
-      scratchBytes: K.conv2d_forward_scratch(g.Cin, g.KH, g.KW),
+      scratchBytes: K.conv2d_forward_scratch(g.Cin, g.KH, g.KW, g.sw),
     });
   } finally {
     free(bp);

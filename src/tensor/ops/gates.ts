@@ -30,6 +30,8 @@ const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
 // Rough cost per element (SIMD operations), for deciding when to shard.
 const COST = 40;
+// Shards in whole trips of the kernels' 16-element main loop.
+const GRAIN = 16;
 
 /** Every argument a live tensor of the first one's shape. */
 function checkSame(fn: string, names: readonly string[], ts: readonly unknown[]): void {
@@ -52,7 +54,7 @@ function outputs(like: Tensor, n: number): Tensor[] {
 
 function blendForward([a, b, c, d]: readonly Tensor[], flip: number): Tensor {
   const out = empty(a.shape);
-  parallel('gateBlend', [a.ptr, b.ptr, c.ptr, d.ptr, out.ptr, flip], out.size, { cost: COST });
+  parallel('gateBlend', [a.ptr, b.ptr, c.ptr, d.ptr, out.ptr, flip], out.size, { cost: COST, grain: GRAIN });
   return out;
 }
 
@@ -62,7 +64,7 @@ function blendBackward(g: Tensor, [a, b, c, d]: readonly Tensor[], flip: number)
     'gateBlendBackward',
     [g.ptr, a.ptr, b.ptr, c.ptr, d.ptr, gs[0].ptr, gs[1].ptr, gs[2].ptr, gs[3].ptr, flip],
     g.size,
-    { cost: COST },
+    { cost: COST, grain: GRAIN },
   );
   return gs;
 }
@@ -98,12 +100,12 @@ export function reciprocalGate(a: Tensor, x: Tensor, c: Tensor, h: Tensor): Tens
 const sigmoidGateRule = defineRule('sigmoidGate', {
   forward([a, x]) {
     const out = empty(a.shape);
-    parallel('gateSigmoid', [a.ptr, x.ptr, out.ptr], out.size, { cost: COST / 2 });
+    parallel('gateSigmoid', [a.ptr, x.ptr, out.ptr], out.size, { cost: COST / 2, grain: GRAIN });
     return out;
   },
   vjp(g, [a, x]) {
     const [ga, gx] = outputs(a, 2);
-    parallel('gateSigmoidBackward', [g.ptr, a.ptr, x.ptr, ga.ptr, gx.ptr], g.size, { cost: COST / 2 });
+    parallel('gateSigmoidBackward', [g.ptr, a.ptr, x.ptr, ga.ptr, gx.ptr], g.size, { cost: COST / 2, grain: GRAIN });
     return [ga, gx];
   },
 });
@@ -119,7 +121,7 @@ export function sigmoidGate(a: Tensor, x: Tensor): Tensor {
 const lstmStateRule = defineRule('lstmState', {
   forward([i, f, g, c]) {
     const out = empty(c.shape);
-    parallel('lstmState', [i.ptr, f.ptr, g.ptr, c.ptr, out.ptr], out.size, { cost: 2 * COST });
+    parallel('lstmState', [i.ptr, f.ptr, g.ptr, c.ptr, out.ptr], out.size, { cost: 2 * COST, grain: GRAIN });
     return out;
   },
   vjp(G, [i, f, g, c]) {
@@ -128,7 +130,7 @@ const lstmStateRule = defineRule('lstmState', {
       'lstmStateBackward',
       [G.ptr, i.ptr, f.ptr, g.ptr, c.ptr, gs[0].ptr, gs[1].ptr, gs[2].ptr, gs[3].ptr],
       G.size,
-      { cost: 2 * COST },
+      { cost: 2 * COST, grain: GRAIN },
     );
     return gs;
   },
@@ -148,12 +150,12 @@ export function lstmState(i: Tensor, f: Tensor, g: Tensor, c: Tensor): Tensor {
 const lstmOutputRule = defineRule('lstmOutput', {
   forward([o, c]) {
     const out = empty(c.shape);
-    parallel('lstmOutput', [o.ptr, c.ptr, out.ptr], out.size, { cost: COST });
+    parallel('lstmOutput', [o.ptr, c.ptr, out.ptr], out.size, { cost: COST, grain: GRAIN });
     return out;
   },
   vjp(G, [o, c]) {
     const [go, gc] = outputs(c, 2);
-    parallel('lstmOutputBackward', [G.ptr, o.ptr, c.ptr, go.ptr, gc.ptr], G.size, { cost: COST });
+    parallel('lstmOutputBackward', [G.ptr, o.ptr, c.ptr, go.ptr, gc.ptr], G.size, { cost: COST, grain: GRAIN });
     return [go, gc];
   },
 });
@@ -180,12 +182,12 @@ export function lstmCell(i: Tensor, f: Tensor, g: Tensor, o: Tensor, c: Tensor):
 const gruStateRule = defineRule('gruState', {
   forward([u, c, s]) {
     const out = empty(s.shape);
-    parallel('gruState', [u.ptr, c.ptr, s.ptr, out.ptr], out.size, { cost: COST / 2 });
+    parallel('gruState', [u.ptr, c.ptr, s.ptr, out.ptr], out.size, { cost: COST / 2, grain: GRAIN });
     return out;
   },
   vjp(G, [u, c, s]) {
     const [gu, gc, gs] = outputs(s, 3);
-    parallel('gruStateBackward', [G.ptr, u.ptr, c.ptr, s.ptr, gu.ptr, gc.ptr, gs.ptr], G.size, { cost: COST / 2 });
+    parallel('gruStateBackward', [G.ptr, u.ptr, c.ptr, s.ptr, gu.ptr, gc.ptr, gs.ptr], G.size, { cost: COST / 2, grain: GRAIN });
     return [gu, gc, gs];
   },
 });

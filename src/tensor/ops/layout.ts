@@ -104,7 +104,7 @@ const transposeRule = defineRule<TransposeParams>('transpose', {
     if (swapLast2) {
       const rows = size(byInput[m - 2]);
       const cols = size(byInput[m - 1]);
-      parallel('transposeLast2', [x.ptr, out.ptr, rows, cols], out.size / rows, { cost: rows });
+      parallel('transposeLast2', [x.ptr, out.ptr, rows, cols], out.size / rows, { cost: rows, grain: 16 });
     } else {
       const xs = stridesOf(x.shape);
       copy(x.ptr, out.ptr, out.shape, perm.map((p) => xs[p]), stridesOf(out.shape));

@@ -89,8 +89,11 @@ export function avgPool(x: Tensor, opts: PoolOptions): Tensor {
 
 function maxPoolBackward(x: Tensor, g: Tensor, p: Geometry): Tensor {
   const dx = empty(x.shape);
-  const cost = p.W * p.C * Math.ceil(p.KH / p.sh) * p.KH * p.KW;
-  parallel('maxpool_backward', [x.ptr, g.ptr, dx.ptr, ...geoArgs(p)], p.N * p.H, { cost });
+  const cost = p.OW * p.C * (p.KH * p.KW + Math.ceil(p.KH / p.sh) * p.KW);
+  // Scratch: the argmax of the window rows covering a dx row (assembly/pool.ts).
+  const R = Math.ceil(p.KH / p.sh);
+  const scratchBytes = Math.ceil((4 * R) / 16) * 16 + 4 * R * p.OW * p.C;
+  parallel('maxpool_backward', [x.ptr, g.ptr, dx.ptr, ...geoArgs(p)], p.N * p.H, { cost, scratchBytes });
   return dx;
 }
 
