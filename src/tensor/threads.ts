@@ -34,6 +34,7 @@ let supervisor: Worker | null = null;
 let ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
 let argv = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
 let gen = 0;
+let jobs = 0;
 /** Spin iterations of a worker before it sleeps (~100 us). */
 const SPIN = 20000;
 
@@ -126,6 +127,7 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   for (let slot = 0; slot < threads; slot++) ch[C.SCRATCH + slot] = scratchFor(slot, bytes);
 
   gen = (gen + 1) | 0;
+  jobs++;
   ch[C.KERNEL] = k;
   ch[C.ARGC] = args.length;
   for (let i = 0; i < args.length; i++) argv[i] = args[i];
@@ -173,5 +175,9 @@ export const _testing = {
   },
   readyWorkers(): number {
     return Atomics.load(ch, C.READY);
+  },
+  /** Jobs sharded so far. */
+  jobs(): number {
+    return jobs;
   },
 };
