@@ -21,8 +21,9 @@
 //
 // Determinism: a tap is left out of a pixel's sum only for a reason that
 // depends on that pixel's own row (and phase), never on the tile or range it
-// falls in; a padded tap of a kept row contributes an exact +0. So every
-// output element has the same terms in the same order on any split.
+// falls in; a kept tap that reads padding multiplies a zero (for finite
+// values an exact +0 term). Which terms are kept is fixed by the geometry, so
+// every output element has the same terms in the same order on any split.
 import { ENTRY, gemm_tile, gemm_pack4, gemm_copy_tile } from './gemm';
 
 const FIXED: i32 = 256; // tmp tile (128 bytes), bias of a partial panel (32), pad
@@ -362,18 +363,29 @@ export function conv2d_backprop_filter(
     const r1 = min(R, r0 + rpb);
     const BP = (r1 - r0) * OW;
     const cont = r0 == 0 ? 0 : 1;
-    // dy of the block as panels [np][BP][8].
-    for (let p = 0; p < BP; p++) {
-      const src = dy + <usize>(r0 * OW + p) * ldc;
-      for (let jp = 0; jp < np; jp++) {
-        const o = dyp + <usize>(jp * BP + p) * 32;
-        if (jp * 8 + 8 <= Cout) {
-          v128.store(o, v128.load(src + <usize>jp * 32));
-          v128.store(o, v128.load(src + <usize>jp * 32, 16), 16);
-        } else {
-          for (let q = 0; q < 8; q++) {
-            const co = jp * 8 + q;
-            store<f32>(o + (<usize>q << 2), co < Cout ? load<f32>(src + (<usize>co << 2)) : 0);
+    // B = dy of the block, packed as [np][BP][8] when it pays (many filter rows
+    // reuse it) or when a partial panel would read past the end of dy; else
+    // read in place (panel jp at +32jp, pixels ldc apart). The same floats
+    // either way, so the choice never changes a bit.
+    let bbase = dy + <usize>(r0 * OW) * ldc;
+    let bstride = ldc;
+    let pstride: usize = 32;
+    if ((Cout & 7) != 0 || end - begin >= 128) {
+      bbase = dyp;
+      bstride = 32;
+      pstride = <usize>BP * 32;
+      for (let p = 0; p < BP; p++) {
+        const src = dy + <usize>(r0 * OW + p) * ldc;
+        for (let jp = 0; jp < np; jp++) {
+          const o = dyp + <usize>(jp * BP + p) * 32;
+          if (jp * 8 + 8 <= Cout) {
+            v128.store(o, v128.load(src + <usize>jp * 32));
+            v128.store(o, v128.load(src + <usize>jp * 32, 16), 16);
+          } else {
+            for (let q = 0; q < 8; q++) {
+              const co = jp * 8 + q;
+              store<f32>(o + (<usize>q << 2), co < Cout ? load<f32>(src + (<usize>co << 2)) : 0);
+            }
           }
         }
       }
@@ -388,8 +400,8 @@ export function conv2d_backprop_filter(
       const owLo = max(0, ceilDiv(pl - kw * dw, sw));
       const owHi = min(OW, floorDiv(W - 1 + pl - kw * dw, sw) + 1);
       // The block's output rows whose input row is inside the image, as runs of
-      // whole rows; columns outside the image are packed as zeros (an exact +0
-      // term, fixed by the geometry), so each run is one stretch of K.
+      // whole rows; columns outside the image are packed as zeros (a zero term,
+      // fixed by the geometry), so each run is one stretch of K.
       let nent = 0;
       let prev = -2;
       if (owLo < owHi) {
@@ -415,8 +427,13 @@ export function conv2d_backprop_filter(
                 o += 16;
               }
             } else {
+              // The last 1-3 channels: zeros in the missing lanes.
+              const nv = Cin - ci;
               for (let p = owLo; p < owHi; p++) {
-                for (let i = 0; i < 4; i++) store<f32>(o + (<usize>i << 2), ci + i < Cin ? load<f32>(src + (<usize>i << 2)) : 0);
+                store<f32>(o, load<f32>(src));
+                store<f32>(o, nv > 1 ? load<f32>(src, 4) : 0, 4);
+                store<f32>(o, nv > 2 ? load<f32>(src, 8) : 0, 8);
+                store<f32>(o, 0, 12);
                 src += st;
                 o += 16;
               }
@@ -428,7 +445,7 @@ export function conv2d_backprop_filter(
           } else {
             const el = tab + <usize>(nent * ENTRY);
             store<u32>(el, xp + <usize>p0 * 16);
-            store<u32>(el, dyp + <usize>p0 * 32, 4);
+            store<u32>(el, bbase + <usize>p0 * bstride, 4);
             store<i32>(el, OW, 8);
             nent++;
           }
@@ -437,17 +454,17 @@ export function conv2d_backprop_filter(
       }
       for (let jp = 0; jp < np; jp++) {
         const cols = min(8, Cout - jp * 8);
-        const boff = <usize>(jp * BP) * 32;
+        const boff = <usize>jp * pstride;
         for (let q = 0; q < nq; q++) {
           const ci = c0 + 4 * q;
           const rows = min(4, c1 - ci);
           const aoff = <usize>(q * BP) * 16;
           const cp = dwt + <usize>(t * Cin + ci) * ldc + <usize>jp * 32;
           if (rows == 4 && cols == 8) {
-            gemm_tile(tab, nent, aoff, 16, boff, 32, cp, ldc, cont, 0);
+            gemm_tile(tab, nent, aoff, 16, boff, bstride, cp, ldc, cont, 0);
           } else {
             if (cont) gemm_copy_tile(cp, ldc, tmp, 32, rows, cols);
-            gemm_tile(tab, nent, aoff, 16, boff, 32, tmp, 32, cont, 0);
+            gemm_tile(tab, nent, aoff, 16, boff, bstride, tmp, 32, cont, 0);
             gemm_copy_tile(tmp, 32, cp, ldc, rows, cols);
           }
         }
@@ -462,16 +479,20 @@ export function conv2d_backprop_filter(
 export function conv2d_bias_grad(dy: usize, P: i32, C: i32, db: usize, begin: i32, end: i32, scratch: usize): void {
   const ld = <usize>C << 2;
   let c = begin;
-  for (; c + 16 <= end; c += 16) {
+  for (; c + 32 <= end; c += 32) {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
     let p = dy + (<usize>c << 2);
     for (let i = 0; i < P; i++) {
       a0 = f32x4.add(a0, v128.load(p)); a1 = f32x4.add(a1, v128.load(p, 16));
       a2 = f32x4.add(a2, v128.load(p, 32)); a3 = f32x4.add(a3, v128.load(p, 48));
+      a4 = f32x4.add(a4, v128.load(p, 64)); a5 = f32x4.add(a5, v128.load(p, 80));
+      a6 = f32x4.add(a6, v128.load(p, 96)); a7 = f32x4.add(a7, v128.load(p, 112));
       p += ld;
     }
     const o = db + (<usize>c << 2);
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    v128.store(o, a4, 64); v128.store(o, a5, 80); v128.store(o, a6, 96); v128.store(o, a7, 112);
   }
   for (; c + 4 <= end; c += 4) {
     let a0 = f32x4.splat(0);

@@ -6,7 +6,7 @@
  *   node dist/examples/train-rgc.js [--epochs 2] [--train 2000] [--test 500] [--seed 0]
  */
 import { key, split, tensor, scope, dispose, valueAndGrad, getThreads, type Tensor } from '../src/index.js';
-import { sgd } from '../src/nn/optim.js';
+import { adam } from '../src/nn/optim.js';
 import { softmaxCrossEntropy, accuracy } from '../src/nn/losses.js';
 import { batches, epochKey } from '../src/nn/data/dataset.js';
 import { proceduralDataset, normalizeImages } from '../src/nn/data/procedural.js';
@@ -26,7 +26,7 @@ const images = normalizeImages(all);
 const train = { ...all, images: images.subarray(0, nTrain * 32 * 32 * 3), labels: all.labels.subarray(0, nTrain), shape: [nTrain, 32, 32, 3] as [number, number, number, number] };
 
 let params: W7Params = w7Init(kInit);
-const opt = sgd({ lr: 0.05, momentum: 0.9 });
+const opt = adam({ lr: 2e-3 });
 let state = opt.init(params);
 const loss = (p: W7Params, x: Tensor, y: Int32Array) => {
   const logits = w7Logits(p, x, T);
@@ -35,6 +35,7 @@ const loss = (p: W7Params, x: Tensor, y: Int32Array) => {
 
 console.log(`training a reciprocal-gated ConvRNN (T=${T}) on ${nTrain} procedural images, ${classes} classes, ${getThreads()} threads`);
 const t0 = performance.now();
+let total = 0;
 for (let epoch = 0; epoch < epochs; epoch++) {
   let seen = 0, lossSum = 0, correct = 0;
   for (const b of batches(train, { batchSize, key: epochKey(kShuffle, epoch), dropLast: true })) {
@@ -44,13 +45,14 @@ for (let epoch = 0; epoch < epochs; epoch++) {
       lossSum += l.item() * b.labels.length;
       correct += accuracy(logits, b.labels) * b.labels.length;
       seen += b.labels.length;
+      total += b.labels.length;
       return opt.update(params, g, state);
     });
     dispose([params, state]);
     [params, state] = next;
     if ((seen / batchSize) % 10 === 0) {
       const s = (performance.now() - t0) / 1000;
-      console.log(`epoch ${epoch + 1} step ${seen / batchSize}: loss ${(lossSum / seen).toFixed(3)}, train accuracy ${((100 * correct) / seen).toFixed(1)}%, ${(seen / s).toFixed(0)} examples/s`);
+      console.log(`epoch ${epoch + 1} step ${seen / batchSize}: loss ${(lossSum / seen).toFixed(3)}, train accuracy ${((100 * correct) / seen).toFixed(1)}%, ${(total / s).toFixed(0)} examples/s`);
     }
   }
 }

@@ -382,7 +382,7 @@ function splitRuns(bytes: number, scratchBytes: number, total: number, cuts: num
 }
 
 describe('conv2d kernels are deterministic under any range split', () => {
-  it('forward, input gradient, filter gradient and bias gradient give the same bytes for one range and random ranges', () => {
+  it('filter packing, forward, input gradient, filter gradient and bias gradient give the same bytes for one range and random ranges', () => {
     fc.assert(
       fc.property(caseArb, splitArb, (c, cuts) =>
         scope(() => {
@@ -399,6 +399,10 @@ describe('conv2d kernels are deterministic under any range split', () => {
           try {
             K.gemm_pack_b(w.ptr, Kf, c.Cout, 0, bp, 0, pf, 0);
             K.conv2d_pack_filter_t(w.ptr, c.KH, c.KW, c.Cin, c.Cout, bt, 0, pt, 0);
+            const [p1, p2] = splitRuns(pt * Kt * 32, 0, pt, cuts, (o, bg, e, s) => K.conv2d_pack_filter_t(w.ptr, c.KH, c.KW, c.Cin, c.Cout, o, bg, e, s));
+            expect(p2).toEqual(p1);
+            const [g1, g2] = splitRuns(pf * Kf * 32, 0, pf, cuts, (o, bg, e, s) => K.gemm_pack_b(w.ptr, Kf, c.Cout, 0, o, bg, e, s));
+            expect(g2).toEqual(g1);
             const [y1, y2] = splitRuns(dy.size * 4, K.conv2d_forward_scratch(c.Cin, c.KH, c.KW, c.sw), c.N * g.OH, cuts, (o, bg, e, s) =>
               K.conv2d_forward(x.ptr, bp, b?.ptr ?? 0, o, ...(geo as Geo15), bg, e, s),
             );
@@ -422,6 +426,29 @@ describe('conv2d kernels are deterministic under any range split', () => {
         }),
       ),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe('conv2d bias gradient', () => {
+  it('sums dy over batch and pixels per channel (any channel count), the same bytes on any channel split', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(1, 5, 32, 37, 70), fc.integer({ min: 1, max: 40 }), fc.nat(1 << 30), splitArb, (C, P, seed, cuts) =>
+        scope(() => {
+          const dy = randn(key(seed), [P, C]);
+          const a = dy.toArray();
+          const want = new Float64Array(C);
+          const mag = new Float64Array(C);
+          for (let i = 0; i < a.length; i++) {
+            want[i % C] += a[i];
+            mag[i % C] += Math.abs(a[i]);
+          }
+          const [d1, d2] = splitRuns(C * 4, 0, C, cuts, (o, b, e, s) => K.conv2d_bias_grad(dy.ptr, P, C, o, b, e, s));
+          expect(d2).toEqual(d1);
+          expectClose('db', new Float32Array(d1.buffer.slice(d1.byteOffset, d1.byteOffset + C * 4)), want, mag);
+        }),
+      ),
+      { numRuns: 40 },
     );
   });
 });

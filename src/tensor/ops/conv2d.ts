@@ -245,7 +245,7 @@ function backpropFilter(x: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
 /** Σ of dy over batch and pixels, per output channel, in pixel order. */
 function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
   const db = empty([g.Cout]);
-  parallel('conv2d_bias_grad', [dy.ptr, g.N * g.OH * g.OW, g.Cout, db.ptr], g.Cout, { cost: g.N * g.OH * g.OW, grain: 16 });
+  parallel('conv2d_bias_grad', [dy.ptr, g.N * g.OH * g.OW, g.Cout, db.ptr], g.Cout, { cost: g.N * g.OH * g.OW, grain: 32 });
   return db;
 }
 
