@@ -90,7 +90,8 @@ function backward(tape: Tape, outs: readonly Tensor[], seeds: readonly Tensor[],
     const g = ct.get(node.out);
     if (g === undefined) continue;
     ct.delete(node.out);
-    const grads = node.rule.vjp(g, node.inputs, node.out, node.params);
+    const needs = node.inputs.map((x) => tape.traced.has(x));
+    const grads = node.rule.vjp(g, node.inputs, node.out, node.params, needs);
     for (let j = 0; j < node.inputs.length; j++) {
       const x = node.inputs[j];
       const gx = grads[j];

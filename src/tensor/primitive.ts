@@ -13,9 +13,11 @@ export interface Rule<P = void> {
   forward(inputs: readonly Tensor[], params: P): Tensor;
   /**
    * Cotangents of the inputs given the output's cotangent `g`; null where an
-   * input takes no gradient (integer labels, a mask).
+   * input takes no gradient (integer labels, a mask). `needs[i]` is false when
+   * nothing downstream wants input i's cotangent (a constant, the image): a
+   * rule may return null there and skip the work.
    */
-  vjp(g: Tensor, inputs: readonly Tensor[], out: Tensor, params: P): readonly (Tensor | null)[];
+  vjp(g: Tensor, inputs: readonly Tensor[], out: Tensor, params: P, needs: readonly boolean[]): readonly (Tensor | null)[];
 }
 
 export type Observer = (rule: Rule<any>, inputs: readonly Tensor[], params: unknown, out: Tensor) => void;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { grad, valueAndGrad, vjp, stopGradient, checkGrad, GradCheckError } from '../../src/autodiff/index.js';
 import { tensor, scalar, randn } from '../../src/tensor/create.js';
 import { scope, memory, empty, type Tensor } from '../../src/tensor/tensor.js';
-import { apply, defineRule } from '../../src/tensor/primitive.js';
+import { apply, defineRule, observe } from '../../src/tensor/primitive.js';
 import { heapF32 } from '../../src/tensor/heap.js';
 import { add, mul, sub } from '../../src/tensor/ops/binary.js';
 import { sum } from '../../src/tensor/ops/reduce.js';
@@ -13,6 +13,18 @@ import { ValueError } from '../../src/tensor/errors.js';
 const arr = (t: Tensor) => Array.from(t.toArray());
 
 describe('grad', () => {
+  it("skips the cotangents of inputs nothing differentiates (a constant operand's vjp work is not done)", () => {
+    const a = tensor([1, 2, 3]);
+    const b = tensor([4, 5, 6]);
+    const names: string[] = [];
+    const prev = observe((rule) => void names.push(rule.name)); // sees only the backward: the tape observes the forward
+    try {
+      expect(arr(grad((a: Tensor) => sum(mul(a, b)))(a))).toEqual([4, 5, 6]);
+    } finally {
+      observe(prev);
+    }
+    expect(names.filter((n) => n === 'mul')).toHaveLength(1); // g·b only; g·a for the constant is never computed
+  });
   it('d/dx sum(x*x) = 2x', () => {
     const x = tensor([1, -2, 3]);
     expect(arr(grad((x: Tensor) => sum(mul(x, x)))(x))).toEqual([2, -4, 6]);

@@ -215,23 +215,25 @@ export function pow(a: Operand, b: Operand): Tensor {
 
 const addRule = defineRule('add', {
   forward: ([a, b]) => binaryForward('add', a, b),
-  vjp: (g, [a, b]) => [sumTo(g, a.shape), sumTo(g, b.shape)],
+  vjp: (g, [a, b], _out, _p, needs) => [needs[0] ? sumTo(g, a.shape) : null, needs[1] ? sumTo(g, b.shape) : null],
 });
 
 const subRule = defineRule('sub', {
   forward: ([a, b]) => binaryForward('sub', a, b),
-  vjp: (g, [a, b]) => [sumTo(g, a.shape), scope(() => neg(sumTo(g, b.shape)))],
+  vjp: (g, [a, b], _out, _p, needs) => [needs[0] ? sumTo(g, a.shape) : null, needs[1] ? scope(() => neg(sumTo(g, b.shape))) : null],
 });
 
 const mulRule = defineRule('mul', {
   forward: ([a, b]) => binaryForward('mul', a, b),
-  vjp: (g, [a, b]) => scope(() => [sumTo(mul(g, b), a.shape), sumTo(mul(g, a), b.shape)]),
+  vjp: (g, [a, b], _out, _p, needs) =>
+    scope(() => [needs[0] ? sumTo(mul(g, b), a.shape) : null, needs[1] ? sumTo(mul(g, a), b.shape) : null]),
 });
 
 const divRule = defineRule('div', {
   forward: ([a, b]) => binaryForward('div', a, b),
   // d(a/b)/db = -a/b^2 = -out/b
-  vjp: (g, [a, b], out) => scope(() => [sumTo(div(g, b), a.shape), neg(sumTo(div(mul(g, out), b), b.shape))]),
+  vjp: (g, [a, b], out, _p, needs) =>
+    scope(() => [needs[0] ? sumTo(div(g, b), a.shape) : null, needs[1] ? neg(sumTo(div(mul(g, out), b), b.shape)) : null]),
 });
 
 const maximumRule = defineRule('maximum', {

@@ -209,10 +209,10 @@ const depthwiseRule = defineRule<Geometry>('depthwiseConv2d', {
   forward([x, w, b], p) {
     return forward(x, w, b ?? null, p);
   },
-  vjp(g, [x, w, b], _out, p) {
-    const dx = depthwiseBackwardInput(g, w, p);
-    const dw = depthwiseBackwardFilter(x, g, p);
-    return b === undefined ? [dx, dw] : [dx, dw, biasGrad(g)];
+  vjp(g, [x, w, b], _out, p, needs) {
+    const dx = needs[0] ? depthwiseBackwardInput(g, w, p) : null;
+    const dw = needs[1] ? depthwiseBackwardFilter(x, g, p) : null;
+    return b === undefined ? [dx, dw] : [dx, dw, needs[2] ? biasGrad(g) : null];
   },
 });
 

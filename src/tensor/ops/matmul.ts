@@ -90,11 +90,11 @@ const matmulRule = defineRule<MatmulParams>('matmul', {
   forward([a, b], { M, N, K, transA, transB }) {
     return gemmRaw(a.ptr, b.ptr, M, N, K, transA, transB, 0, [M, N]);
   },
-  vjp(g, [a, b], _out, { transA, transB }) {
+  vjp(g, [a, b], _out, { transA, transB }, needs) {
     // With A' = op(A), B' = op(B): dA' = g·B'ᵀ and dB' = A'ᵀ·g; a stored
     // transpose receives the transpose of its cotangent.
-    const da = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
-    const db = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+    const da = !needs[0] ? null : transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+    const db = !needs[1] ? null : transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
     return [da, db];
   },
 });

@@ -1,0 +1,102 @@
+/**
+ * Reading JSON-able configs: every field is checked, a missing default is
+ * filled in, and an unknown key is an error, so a typo never passes silently.
+ * Each failure is a ConfigError naming the function, the field path, what was
+ * allowed and what came (`rgc: config.gate.kernelSize must be an integer in
+ * [3, 7], got 8`).
+ */
+import { ConfigError, describe } from '../tensor/errors.js';
+import { checkInitSpec, type InitSpec } from './init.js';
+
+export type Json = Record<string, unknown>;
+
+export class ConfigReader {
+  /** `fn` names the caller in messages; `path` is the object's path ('config', 'config.gate'). */
+  constructor(
+    readonly fn: string,
+    readonly obj: Json,
+    readonly path = 'config',
+  ) {}
+
+  static of(fn: string, value: unknown, path = 'config'): ConfigReader {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ConfigError(`${fn}: ${path} must be an object, got ${describe(value)}`);
+    }
+    return new ConfigReader(fn, value as Json, path);
+  }
+
+  fail(field: string, expected: string): never {
+    throw new ConfigError(`${this.fn}: ${this.path}.${field} must be ${expected}, got ${describe(this.obj[field])}`);
+  }
+
+  /** Throws on any key not in `allowed`, naming it and the allowed keys. */
+  only(allowed: readonly string[]): this {
+    for (const k of Object.keys(this.obj)) {
+      if (!allowed.includes(k)) {
+        throw new ConfigError(`${this.fn}: unknown key ${this.path}.${k}; allowed keys: ${allowed.join(', ')}`);
+      }
+    }
+    return this;
+  }
+
+  has(field: string): boolean {
+    return this.obj[field] !== undefined;
+  }
+
+  int(field: string, dflt?: number, min = -Infinity, max = Infinity): number {
+    const v = this.obj[field] ?? dflt;
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+      const range = min === -Infinity && max === Infinity ? '' : max === Infinity ? ` >= ${min}` : ` in [${min}, ${max}]`;
+      this.fail(field, `an integer${range}`);
+    }
+    return v as number;
+  }
+
+  posInt(field: string, dflt?: number): number {
+    return this.int(field, dflt, 1);
+  }
+
+  num(field: string, dflt?: number, min = -Infinity, max = Infinity): number {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      this.fail(field, min === -Infinity && max === Infinity ? 'a finite number' : `a number in [${min}, ${max}]`);
+    }
+    return v;
+  }
+
+  bool(field: string, dflt?: boolean): boolean {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'boolean') this.fail(field, 'a boolean');
+    return v;
+  }
+
+  str(field: string, dflt?: string): string {
+    const v = this.obj[field] ?? dflt;
+    if (typeof v !== 'string') this.fail(field, 'a string');
+    return v;
+  }
+
+  oneOf<T extends string>(field: string, allowed: readonly T[], dflt?: T): T {
+    const v = this.obj[field] ?? dflt;
+    if (!allowed.includes(v as T)) this.fail(field, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+    return v as T;
+  }
+
+  init(field: string, dflt: InitSpec): InitSpec {
+    const v = this.obj[field] ?? dflt;
+    checkInitSpec(this.fn, `${this.path}.${field}`, v);
+    return v;
+  }
+
+  /** A nested object, read by its own reader (absent: an empty object). */
+  sub(field: string): ConfigReader {
+    const v = this.obj[field] ?? {};
+    return ConfigReader.of(this.fn, v, `${this.path}.${field}`);
+  }
+
+  array(field: string, dflt?: readonly unknown[]): unknown[] {
+    const v = this.obj[field] ?? dflt;
+    if (!Array.isArray(v)) this.fail(field, 'an array');
+    return v;
+  }
+}
