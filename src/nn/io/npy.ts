@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { DataError, ShapeError, ValueError, describe } from '../../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { HOST_LITTLE_ENDIAN, swapBytes } from './endian.js';
 
 export type NpyDtype = 'float32' | 'float64' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'bool';
 
@@ -51,21 +52,9 @@ const DTYPES: Record<NpyDtype, DtypeInfo> = {
 const DTYPE_NAMES = Object.keys(DTYPES) as NpyDtype[];
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 // NumPy >= 1.24 leaves room after the dict so the first axis can grow in place.
 const GROWTH_AXIS_MAX_DIGITS = 21;
 const ARRAY_ALIGN = 64;
-
-/** Reverse the byte order of every `size`-byte item of `bytes`, in place. */
-function swapBytes(bytes: Uint8Array, size: number): void {
-  for (let at = 0; at < bytes.length; at += size) {
-    for (let a = at, b = at + size - 1; a < b; a++, b--) {
-      const t = bytes[a];
-      bytes[a] = bytes[b];
-      bytes[b] = t;
-    }
-  }
-}
 
 /** The dtype of a typed array, or undefined for unsupported values. Uint8Array means uint8, never bool. */
 function inferDtype(data: unknown): NpyDtype | undefined {

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { DataError, ShapeError, ValueError, describe } from '../../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import type { NpyData } from './npy.js';
+import { HOST_LITTLE_ENDIAN, swapBytes } from './endian.js';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I8' | 'I16' | 'I32' | 'I64' | 'U8' | 'U16' | 'U32' | 'BOOL';
 
@@ -36,18 +37,6 @@ const DTYPE_NAMES = Object.keys(DTYPES) as SafetensorsDtype[];
 const UNSUPPORTED = ['F16', 'BF16', 'U64', 'F8_E4M3', 'F8_E5M2'];
 
 const METADATA_KEY = '__metadata__';
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** Reverse the byte order of every `size`-byte item of `bytes`, in place (only on big-endian hosts). */
-function swapBytes(bytes: Uint8Array, size: number): void {
-  for (let at = 0; at < bytes.length; at += size) {
-    for (let a = at, b = at + size - 1; a < b; a++, b--) {
-      const t = bytes[a];
-      bytes[a] = bytes[b];
-      bytes[b] = t;
-    }
-  }
-}
 
 function dtypeOf(data: unknown): SafetensorsDtype | undefined {
   if (data instanceof Float32Array) return 'F32';
