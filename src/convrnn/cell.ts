@@ -34,7 +34,7 @@ export interface Cell<P = unknown, S = unknown> {
   /** The cell's name in configs ('rgc', 'lstm', ...). */
   readonly kind: string;
   /** The validated config, defaults filled in. */
-  readonly config: Readonly<Record<string, unknown>>;
+  readonly config: object;
   /** NHWC shape of the output for an input of `inputShape`. */
   outputShape(inputShape: readonly number[]): number[];
   init(key: Key, inputShape: readonly number[], belowShape?: readonly number[]): P;

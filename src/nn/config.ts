@@ -53,7 +53,19 @@ export class ConfigReader {
   }
 
   posInt(field: string, dflt?: number): number {
-    return this.int(field, dflt, 1);
+    const v = this.obj[field] ?? dflt;
+    if (!Number.isInteger(v) || (v as number) < 1) this.fail(field, 'a positive integer');
+    return v as number;
+  }
+
+  /** A positive integer n (meaning [n, n]) or a pair [h, w] of them. */
+  pair(field: string, dflt?: number): [number, number] {
+    const v = this.obj[field] ?? dflt;
+    const p = typeof v === 'number' ? [v, v] : v;
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= 1)) {
+      this.fail(field, 'a positive integer or [h, w] of positive integers');
+    }
+    return [p[0], p[1]];
   }
 
   num(field: string, dflt?: number, min = -Infinity, max = Infinity): number {

@@ -19,7 +19,8 @@ import { maxPool as maxPoolOp, avgPool as avgPoolOp } from '../tensor/ops/pool.j
 import { mean } from '../tensor/ops/reduce.js';
 import { reshape } from '../tensor/ops/shape.js';
 import { add, mul } from '../tensor/ops/binary.js';
-import { constantInit, checkInitSpec, initialize, type InitSpec } from './init.js';
+import { constantInit, initialize, type InitSpec } from './init.js';
+import { ConfigReader } from './config.js';
 
 /** A layer: its params' initialiser and its pure forward function. */
 export interface Layer<C, P> {
@@ -31,31 +32,8 @@ export type Pair = number | [number, number];
 
 // ---- config validation ------------------------------------------------------------
 
-type Cfg = Record<string, unknown>;
-
-function checkConfig(fn: string, config: unknown): asserts config is Cfg {
-  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ConfigError(`${fn}: config must be an object, got ${describe(config)}`);
-  }
-}
-
-function posInt(fn: string, c: Cfg, field: string): number {
-  const v = c[field];
-  if (!Number.isInteger(v) || (v as number) < 1) throw new ConfigError(`${fn}: config.${field} must be a positive integer, got ${describe(v)}`);
-  return v as number;
-}
-
-function pairField(fn: string, c: Cfg, field: string, dflt?: number): [number, number] {
-  const v = c[field] === undefined ? dflt : c[field];
-  const p = typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ConfigError(`${fn}: config.${field} must be a positive integer or [h, w] of positive integers, got ${describe(c[field])}`);
-  }
-  return [p[0], p[1]];
-}
-
-function paddingField(fn: string, c: Cfg, field = 'padding', dflt: Conv2dPadding = 'same'): Conv2dPadding {
-  const v = c[field] === undefined ? dflt : c[field];
+function padding(r: ConfigReader): Conv2dPadding {
+  const v = r.obj.padding ?? 'same';
   if (v === 'same' || v === 'valid') return v;
   if (Number.isInteger(v) && (v as number) >= 0) return v as number;
   if (
@@ -65,25 +43,7 @@ function paddingField(fn: string, c: Cfg, field = 'padding', dflt: Conv2dPadding
   ) {
     return v as [[number, number], [number, number]];
   }
-  throw new ConfigError(`${fn}: config.${field} must be 'same', 'valid', a non-negative integer or [[top, bottom], [left, right]], got ${describe(c[field])}`);
-}
-
-function boolField(fn: string, c: Cfg, field: string, dflt: boolean): boolean {
-  const v = c[field] ?? dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${fn}: config.${field} must be a boolean, got ${describe(c[field])}`);
-  return v;
-}
-
-function numField(fn: string, c: Cfg, field: string, dflt: number): number {
-  const v = c[field] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${fn}: config.${field} must be a finite number, got ${describe(c[field])}`);
-  return v;
-}
-
-function initField(fn: string, c: Cfg, field: string, dflt: InitSpec): InitSpec {
-  const v = c[field] ?? dflt;
-  checkInitSpec(fn, `config.${field}`, v);
-  return v;
+  return r.fail('padding', "'same', 'valid', a non-negative integer or [[top, bottom], [left, right]]");
 }
 
 function checkKey(fn: string, k: unknown): asserts k is Key {
@@ -148,17 +108,17 @@ interface ConvGeo {
 }
 
 function convGeo(fn: string, config: unknown): ConvGeo {
-  checkConfig(fn, config);
-  const [kh, kw] = pairField(fn, config, 'kernelSize');
+  const r = ConfigReader.of(fn, config);
+  const [kh, kw] = r.pair('kernelSize');
   return {
-    cin: posInt(fn, config, 'inChannels'),
-    cout: posInt(fn, config, 'outChannels'),
+    cin: r.posInt('inChannels'),
+    cout: r.posInt('outChannels'),
     kh,
     kw,
-    stride: pairField(fn, config, 'stride', 1),
-    padding: paddingField(fn, config),
-    dilation: pairField(fn, config, 'dilation', 1),
-    bias: boolField(fn, config, 'bias', true),
+    stride: r.pair('stride', 1),
+    padding: padding(r),
+    dilation: r.pair('dilation', 1),
+    bias: r.bool('bias', true),
   };
 }
 
@@ -168,8 +128,8 @@ export const convLayer: Layer<ConvConfig, ConvParams> = {
     const fn = 'conv.init';
     checkKey(fn, k);
     const g = convGeo(fn, config);
-    const spec = initField(fn, config as unknown as Cfg, 'init', HE);
-    const biasValue = numField(fn, config as unknown as Cfg, 'biasInit', 0);
+    const spec = ConfigReader.of(fn, config).init('init', HE);
+    const biasValue = ConfigReader.of(fn, config).num('biasInit', 0);
     const w = initialize(k, [g.kh, g.kw, g.cin, g.cout], spec);
     return g.bias ? { w, b: constantInit([g.cout], biasValue) } : { w };
   },
@@ -208,18 +168,18 @@ export interface DepthwiseParams {
 }
 
 function depthwiseGeo(fn: string, config: unknown) {
-  checkConfig(fn, config);
-  const [kh, kw] = pairField(fn, config, 'kernelSize');
-  const m = config.multiplier === undefined ? 1 : posInt(fn, config, 'multiplier');
+  const r = ConfigReader.of(fn, config);
+  const [kh, kw] = r.pair('kernelSize');
+  const m = r.posInt('multiplier', 1);
   return {
-    c: posInt(fn, config, 'channels'),
+    c: r.posInt('channels'),
     m,
     kh,
     kw,
-    stride: pairField(fn, config, 'stride', 1),
-    padding: paddingField(fn, config),
-    dilation: pairField(fn, config, 'dilation', 1),
-    bias: boolField(fn, config, 'bias', false),
+    stride: r.pair('stride', 1),
+    padding: padding(r),
+    dilation: r.pair('dilation', 1),
+    bias: r.bool('bias', false),
   };
 }
 
@@ -229,8 +189,8 @@ export const depthwiseLayer: Layer<DepthwiseConfig, DepthwiseParams> = {
     const fn = 'depthwise.init';
     checkKey(fn, k);
     const g = depthwiseGeo(fn, config);
-    const spec = initField(fn, config as unknown as Cfg, 'init', HE);
-    const biasValue = numField(fn, config as unknown as Cfg, 'biasInit', 0);
+    const spec = ConfigReader.of(fn, config).init('init', HE);
+    const biasValue = ConfigReader.of(fn, config).num('biasInit', 0);
     const w = initialize(k, [g.kh, g.kw, g.c, g.m], spec, { depthwise: true });
     return g.bias ? { w, b: constantInit([g.c * g.m], biasValue) } : { w };
   },
@@ -273,26 +233,26 @@ export interface SeparableParams {
 }
 
 function separableParts(fn: string, config: unknown): { dw: DepthwiseConfig; pw: ConvConfig } {
-  checkConfig(fn, config);
-  const m = config.multiplier === undefined ? 1 : posInt(fn, config, 'multiplier');
-  const cin = posInt(fn, config, 'inChannels');
+  const r = ConfigReader.of(fn, config);
+  const m = r.posInt('multiplier', 1);
+  const cin = r.posInt('inChannels');
   const dw: DepthwiseConfig = {
     channels: cin,
-    kernelSize: config.kernelSize as Pair,
+    kernelSize: r.obj.kernelSize as Pair,
     multiplier: m,
-    stride: config.stride as Pair | undefined,
-    padding: config.padding as Conv2dPadding | undefined,
-    dilation: config.dilation as Pair | undefined,
+    stride: r.obj.stride as Pair | undefined,
+    padding: r.obj.padding as Conv2dPadding | undefined,
+    dilation: r.obj.dilation as Pair | undefined,
     bias: false,
-    init: initField(fn, config, 'depthwiseInit', HE),
+    init: r.init('depthwiseInit', HE),
   };
   const pw: ConvConfig = {
     inChannels: cin * m,
-    outChannels: posInt(fn, config, 'outChannels'),
+    outChannels: r.posInt('outChannels'),
     kernelSize: 1,
-    bias: boolField(fn, config, 'bias', true),
-    init: initField(fn, config, 'pointwiseInit', HE),
-    biasInit: numField(fn, config, 'biasInit', 0),
+    bias: r.bool('bias', true),
+    init: r.init('pointwiseInit', HE),
+    biasInit: r.num('biasInit', 0),
   };
   depthwiseGeo(fn, dw);
   return { dw, pw };
@@ -334,11 +294,11 @@ export interface LinearParams {
 }
 
 function linearGeo(fn: string, config: unknown) {
-  checkConfig(fn, config);
+  const r = ConfigReader.of(fn, config);
   return {
-    fin: posInt(fn, config, 'inFeatures'),
-    fout: posInt(fn, config, 'outFeatures'),
-    bias: boolField(fn, config, 'bias', true),
+    fin: r.posInt('inFeatures'),
+    fout: r.posInt('outFeatures'),
+    bias: r.bool('bias', true),
   };
 }
 
@@ -348,8 +308,8 @@ export const linearLayer: Layer<LinearConfig, LinearParams> = {
     const fn = 'linear.init';
     checkKey(fn, k);
     const g = linearGeo(fn, config);
-    const spec = initField(fn, config as unknown as Cfg, 'init', HE);
-    const biasValue = numField(fn, config as unknown as Cfg, 'biasInit', 0);
+    const spec = ConfigReader.of(fn, config).init('init', HE);
+    const biasValue = ConfigReader.of(fn, config).num('biasInit', 0);
     const w = initialize(k, [g.fin, g.fout], spec);
     return g.bias ? { w, b: constantInit([g.fout], biasValue) } : { w };
   },
@@ -382,11 +342,10 @@ export interface PoolConfig {
 }
 
 function poolOpts(fn: string, config: unknown): { size: [number, number]; stride: [number, number]; padding: 'same' | 'valid' } {
-  checkConfig(fn, config);
-  const size = pairField(fn, config, 'size');
-  const stride = config.stride === undefined ? size : pairField(fn, config, 'stride');
-  const padding = config.padding ?? 'valid';
-  if (padding !== 'same' && padding !== 'valid') throw new ConfigError(`${fn}: config.padding must be 'same' or 'valid', got ${describe(config.padding)}`);
+  const r = ConfigReader.of(fn, config);
+  const size = r.pair('size');
+  const stride = r.has('stride') ? r.pair('stride') : size;
+  const padding = r.oneOf('padding', ['same', 'valid'] as const, 'valid');
   return { size, stride, padding };
 }
 

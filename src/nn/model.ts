@@ -24,7 +24,7 @@ export interface LossResult<B> {
 
 export interface Model<P = unknown, B = unknown> {
   /** The model's config, JSON-able, as saved beside a checkpoint. */
-  readonly config: Readonly<Record<string, unknown>>;
+  readonly config: object;
   /** [H, W, C] of one image. */
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
