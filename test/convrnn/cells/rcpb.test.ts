@@ -8,7 +8,7 @@ import { ConfigError, ShapeError, ValueError } from '../../../src/tensor/errors.
 import { add, mul } from '../../../src/tensor/ops/binary.js';
 import { sum } from '../../../src/tensor/ops/reduce.js';
 import { checkGrad } from '../../../src/autodiff/index.js';
-import { type Arr, arr, batchNormRef, cellConvRef, elu, expectClose, map, relu, snapshot, softplus, zip } from './refs-b.js';
+import { type Arr, arr, batchNormRef, cellConvOf, elu, expectClose, map, relu, snapshot, softplus, zip } from './reference.js';
 
 const SHAPE = [2, 4, 4, 3];
 const ACT: Record<string, (v: number) => number> = { relu, softplus, elu, identity: (v) => v };
@@ -28,7 +28,7 @@ interface RefState {
 /** zhang2021 eq. 2i in float64, with B.2's repetition for t ≥ T'. */
 function rcpbRef(cfg: Required<RcpbConfig>, p: RcpbParams, st: RefState, x: Arr, t: number, training: boolean): RefState {
   if (t >= cfg.iterations) return st;
-  const z = p.lateral ? zip(x, cellConvRef({ ...p.lateral }, st.y), (a, b) => a + b) : x;
+  const z = p.lateral ? zip(x, cellConvOf({ ...p.lateral }, st.y), (a, b) => a + b) : x;
   const r = batchNormRef(z, arr(p.bn[t].gamma), arr(p.bn[t].beta), st.bn[t], { training, momentum: cfg.bnMomentum, eps: cfg.bnEps });
   const bn = st.bn.slice();
   bn[t] = { mean: { shape: [3], data: r.mean }, var: { shape: [3], data: r.var } };

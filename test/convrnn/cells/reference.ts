@@ -1,8 +1,9 @@
 /**
  * Plain float64 references for the cell tests: NHWC arrays, a direct
  * 'same'-padded conv2d, its depth-separable form, layer norm and the
- * elementwise functions of the cells' equations.
+ * elementwise functions of the cells' equations, bilinear resize, batch norm.
  */
+import { expect } from 'vitest';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 
 export interface Arr {
@@ -127,3 +128,102 @@ export function maxRelError(got: ArrayLike<number>, want: Arr): number {
   for (let i = 0; i < got.length; i++) e = Math.max(e, Math.abs(got[i] - want.data[i]) / Math.max(1, Math.abs(want.data[i])));
   return e;
 }
+
+export const softplus = (v: number): number => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
+
+export function zerosArr(shape: readonly number[]): Arr {
+  return { shape: shape.slice(), data: new Float64Array(shape.reduce((p, q) => p * q, 1)) };
+}
+
+/** Concatenation on the channel axis. */
+export function concatC(xs: Arr[]): Arr {
+  const [n, h, w] = xs[0].shape;
+  const cs = xs.map((a) => a.shape[3]);
+  const ct = cs.reduce((p, q) => p + q, 0);
+  const out = zerosArr([n, h, w, ct]);
+  for (let p = 0; p < n * h * w; p++) {
+    let off = 0;
+    xs.forEach((a, k) => {
+      for (let c = 0; c < cs[k]; c++) out.data[p * ct + off + c] = a.data[p * cs[k] + c];
+      off += cs[k];
+    });
+  }
+  return out;
+}
+
+/** Bilinear resize with half-pixel centers (TF2 tf.image.resize). */
+export function resizeRef(x: Arr, oh: number, ow: number): Arr {
+  const [n, h, w, c] = x.shape;
+  const out = zerosArr([n, oh, ow, c]);
+  const src = (d: number, inn: number, outn: number): [number, number, number] => {
+    const s = (d + 0.5) * (inn / outn) - 0.5;
+    const f = Math.floor(s);
+    return [Math.max(f, 0), Math.min(Math.ceil(s), inn - 1), s - f];
+  };
+  for (let b = 0; b < n; b++)
+    for (let i = 0; i < oh; i++)
+      for (let j = 0; j < ow; j++) {
+        const [y0, y1, ly] = src(i, h, oh);
+        const [x0, x1, lx] = src(j, w, ow);
+        for (let ch = 0; ch < c; ch++) {
+          const at = (y: number, xx: number): number => x.data[((b * h + y) * w + xx) * c + ch];
+          const top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * lx;
+          const bot = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * lx;
+          out.data[((b * oh + i) * ow + j) * c + ch] = top + (bot - top) * ly;
+        }
+      }
+  return out;
+}
+
+/** Batch norm over all axes but the last; returns y and the updated running statistics. */
+export function batchNormRef(
+  x: Arr,
+  gamma: Arr,
+  beta: Arr,
+  run: { mean: Arr; var: Arr },
+  opts: { training: boolean; momentum: number; eps: number },
+): { y: Arr; mean: Float64Array; var: Float64Array } {
+  const c = x.shape[x.shape.length - 1];
+  const p = x.data.length / c;
+  let mu = run.mean.data.slice();
+  let v = run.var.data.slice();
+  const newMean = run.mean.data.slice();
+  const newVar = run.var.data.slice();
+  if (opts.training) {
+    mu = new Float64Array(c);
+    v = new Float64Array(c);
+    for (let i = 0; i < p; i++) for (let j = 0; j < c; j++) mu[j] += x.data[i * c + j] / p;
+    for (let i = 0; i < p; i++) for (let j = 0; j < c; j++) v[j] += (x.data[i * c + j] - mu[j]) ** 2 / p;
+    for (let j = 0; j < c; j++) {
+      newMean[j] = opts.momentum * run.mean.data[j] + (1 - opts.momentum) * mu[j];
+      newVar[j] = opts.momentum * run.var.data[j] + (1 - opts.momentum) * v[j] * (p / (p - 1));
+    }
+  }
+  const y = map(x, (val, i) => {
+    const j = i % c;
+    return (gamma.data[j] * (val - mu[j])) / Math.sqrt(v[j] + opts.eps) + beta.data[j];
+  });
+  return { y, mean: newMean, var: newVar };
+}
+
+/** Every element of `got` within atol + rtol·|ref| of `ref`. */
+export function expectClose(got: Tensor, ref: Arr, atol = 2e-5, rtol = 2e-5): void {
+  expect(got.shape).toEqual(ref.shape);
+  const g = got.toArray();
+  let worst = 0;
+  let at = -1;
+  ref.data.forEach((r, i) => {
+    const excess = Math.abs(g[i] - r) - (atol + rtol * Math.abs(r));
+    if (!(excess <= worst)) {
+      worst = Number.isNaN(excess) ? Infinity : excess;
+      at = i;
+    }
+  });
+  expect(at, at < 0 ? '' : `element ${at}: got ${g[at]}, reference ${ref.data[at]}`).toBe(-1);
+}
+
+/** The tensors' bytes (for purity checks). */
+export const snapshot = (ts: readonly Tensor[]): number[][] => ts.map((t) => Array.from(t.toArray()));
+
+/** A cell conv from its params as tensors. */
+export const cellConvOf = (p: unknown, x: Arr): Arr => cellConvRef(arrTree(p), x);

@@ -9,14 +9,14 @@ import { ConfigError, ShapeError, ValueError } from '../../../src/tensor/errors.
 import { add, mul } from '../../../src/tensor/ops/binary.js';
 import { sum } from '../../../src/tensor/ops/reduce.js';
 import { checkGrad } from '../../../src/autodiff/index.js';
-import { type Arr, arr, cellConvRef, elu, expectClose, map, sig, snapshot } from './refs-b.js';
+import { type Arr, arr, cellConvOf, elu, expectClose, map, sig, snapshot } from './reference.js';
 
 const SHAPE = [2, 4, 4, 3];
 const ctx = (t: number) => ({ t, training: true });
 
 /** eqs. 10–11 in float64: one step from (h, s) with input x. */
 function rgcRef(p: RgcParams, st: { h: Arr; s: Arr }, x: Arr): { h: Arr; s: Arr } {
-  const conv = (q: unknown, a: Arr) => cellConvRef(q as Record<string, unknown>, a);
+  const conv = (q: unknown, a: Arr) => cellConvOf(q as Record<string, unknown>, a);
   const [zsh, zhh, zhs, zss] = [conv(p.wsh, st.s), conv(p.whh, st.h), conv(p.whs, st.h), conv(p.wss, st.s)];
   const h = map(x, (xv, i) => elu((1 - sig(zsh.data[i])) * xv + (1 - sig(zhh.data[i])) * st.h.data[i]));
   const s = map(x, (xv, i) => elu((1 - sig(zhs.data[i])) * xv + (1 - sig(zss.data[i])) * st.s.data[i]));

@@ -14,7 +14,7 @@ import { ConfigError, ShapeError, ValueError } from '../../../src/tensor/errors.
 import { add, mul } from '../../../src/tensor/ops/binary.js';
 import { sum } from '../../../src/tensor/ops/reduce.js';
 import { checkGrad } from '../../../src/autodiff/index.js';
-import { type Arr, arr, cellConvRef, concatC, elu, expectClose, map, resizeRef, sig, snapshot, zip } from './refs-b.js';
+import { type Arr, arr, cellConvOf, concatC, elu, expectClose, map, resizeRef, sig, snapshot, zip } from './reference.js';
 
 const SHAPE = [2, 4, 4, 3];
 const ctx = (t: number, below?: Tensor) => ({ t, training: true, below });
@@ -29,7 +29,7 @@ function searchRef(cfg: RgcSearchSpec, p: RgcSearchParams, st: { h: Arr; s: Arr 
     const s = cfg[g];
     if (s.inputs.length === 0) return map(x, () => v.v1 + v.v2 * 0.5);
     const ins = s.inputs.map((i) => env[i]!);
-    const z = s.affine === 'add' ? ins.reduce((a, b) => zip(a, b, (u, w) => u + w)) : cellConvRef({ ...p[g] }, concatC(ins));
+    const z = s.affine === 'add' ? ins.reduce((a, b) => zip(a, b, (u, w) => u + w)) : cellConvOf({ ...p[g] }, concatC(ins));
     return map(z, (zv) => v.v1 + v.v2 * sig(zv));
   };
   const update = (gate: SearchGate, tau: SearchGate, prev: Arr): Arr => {
