@@ -46,8 +46,7 @@ export class ConfigReader {
   int(field: string, dflt?: number, min = -Infinity, max = Infinity): number {
     const v = this.obj[field] ?? dflt;
     if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-      const range = min === -Infinity && max === Infinity ? '' : max === Infinity ? ` >= ${min}` : ` in [${min}, ${max}]`;
-      this.fail(field, `an integer${range}`);
+      this.fail(field, `an ${range('integer', min, max)}`);
     }
     return v as number;
   }
@@ -71,7 +70,7 @@ export class ConfigReader {
   num(field: string, dflt?: number, min = -Infinity, max = Infinity): number {
     const v = this.obj[field] ?? dflt;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-      this.fail(field, min === -Infinity && max === Infinity ? 'a finite number' : `a number in [${min}, ${max}]`);
+      this.fail(field, `a ${range('number', min, max)}`);
     }
     return v;
   }
@@ -111,4 +110,12 @@ export class ConfigReader {
     if (!Array.isArray(v)) this.fail(field, 'an array');
     return v;
   }
+}
+
+/** 'number', 'number >= 0', 'number <= 1' or 'number in [0, 1]'. */
+function range(what: string, min: number, max: number): string {
+  if (min === -Infinity && max === Infinity) return what === 'number' ? 'finite number' : what;
+  if (max === Infinity) return `${what} >= ${min}`;
+  if (min === -Infinity) return `${what} <= ${max}`;
+  return `${what} in [${min}, ${max}]`;
 }
