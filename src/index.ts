@@ -4,3 +4,5 @@
  */
 export * from './tensor/index.js';
 export * from './autodiff/index.js';
+export * as nn from './nn/index.js';
+export * from './convrnn/index.js';

@@ -6,6 +6,7 @@
  */
 import { EXIT, processIO, type CliIO } from './io.js';
 import { TRAIN_SUMMARY, trainCommand } from './train.js';
+import { COMPARE_SUMMARY, compareCommand } from './compare.js';
 
 interface Command {
   summary: string;
@@ -14,6 +15,7 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   train: { summary: TRAIN_SUMMARY, run: (args, io) => trainCommand(args, io) },
+  compare: { summary: COMPARE_SUMMARY, run: (args, io) => compareCommand(args, io) },
 };
 
 export const USAGE = `Usage: convrnn <command> [options]
