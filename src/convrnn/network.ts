@@ -43,8 +43,14 @@
  *               step's output of the layer below, r^{ℓ−1}_t; layer 1 the
  *               stimulus at t; feedback r^j_{t−1} (it is computed later in
  *               the step); the head reads r^L_t.
- * Initial states are zeros (outputs and cells), so under 'delays' a layer
- * computes on zero input until the signal arrives, as tnn does.
+ * Initial states are zeros (outputs and cells). Under 'delays' the stimulus
+ * reaches layer ℓ at t = ℓ − 1, and the layer does not run before then: it
+ * stays at rest (initial state, zero output). tnn instead runs it on the
+ * zeros it reads; there every LN in a cell (nayebi2022 eqs. 3, 5, 6) sees a
+ * constant input, where its gain is 1/sqrt(eps), and the gradient through
+ * those steps grows by that factor per LN, step and layer. With zero biases
+ * (the init) a layer's response to zeros is zero, so the forward pass at
+ * init is the same either way.
  *
  * A network is itself a cell: its state holds every layer's output and cell
  * state, its step advances all layers by one step, and `unroll` is one fold
@@ -660,6 +666,7 @@ export function makeNetwork(config: unknown, path = 'config'): Network {
     const bufs = state.buffers.layers.slice();
     cfg.layers.forEach((layer, i) => {
       if (need !== undefined && !need[i]) return;
+      if (delays && t < i) return; // the stimulus has not reached layer i + 1 yet: it stays at rest
       const p = params.layers[i];
       const cell = cells[i];
       const fb = feedbackInto[i];
@@ -817,6 +824,10 @@ export function neededSteps(network: Network, T: number): boolean[][] {
     }
     for (let i = L - 1; i >= 0; i--) {
       if (!need[t][i]) continue;
+      if (delays && t < i) {
+        need[t][i] = false; // not reached yet: at rest, nothing to compute (see advance)
+        continue;
+      }
       if (i > 0) {
         if (!delays) need[t][i - 1] = true;
         else if (t > 0) need[t - 1][i - 1] = true;

@@ -168,8 +168,9 @@ describe('network as a cell', () => {
     const std = makeNetwork({ layers: [{ ff: [conv1x1()] }, { ff: [conv1x1()] }], head: linearHead, wiring: 'standard' });
     expect(neededSteps(std, 3).map((row) => row.map(Number))).toEqual([[0, 0], [0, 0], [1, 1]]);
     const net = makeNetwork({ layers: [{ ff: [conv1x1()], cell: { kind: 'gru' } }, { ff: [conv1x1()] }], head: linearHead, decoder: { kind: 'threshold' } });
-    // A decoder reading every step reads layer 2 at steps 0, 1 (the head reads it one step late); layer 1 feeds it at 0.
-    expect(neededSteps(net, 3).map((row) => row.map(Number))).toEqual([[1, 1], [0, 1], [0, 0]]);
+    // A decoder reading every step reads layer 2 at steps 0, 1 (the head reads it one step late); layer 1 feeds it
+    // at 0. Layer 2 does not run at step 0: the stimulus reaches it at step 1, and before that it is at rest.
+    expect(neededSteps(net, 3).map((row) => row.map(Number))).toEqual([[1, 0], [0, 1], [0, 0]]);
     for (const n of [ff, std, net]) {
       const x = steps([1, 2, 3, 4, 5], [2, 2, 2, 1]);
       const p = n.init(key(8), x[0].shape);

@@ -120,7 +120,9 @@ export function splitGates(t: Tensor, k: number): Tensor[] {
  * The cells' layer norm (Ba et al. 2016; nayebi2022 eqs. 3, 5, 6): each
  * example normalised over all of [H, W, C] (as TensorFlow's layer_norm does
  * by default), then a per-channel scale γ [C] (init 1) and offset β [C]
- * (init 0).
+ * (init 0). eps is layerNorm's 1e-5 (TensorFlow's layer_norm: 1e-12). On a
+ * constant input (zero variance) LN's gain is γ/sqrt(eps), so a cell run on
+ * one, e.g. in a layer the stimulus has not reached, has a gradient that steep.
  */
 export function layerNormHWC(params: LayerNormParams, z: Tensor): Tensor {
   return layerNorm(params, z, { axes: [1, 2, 3] });
