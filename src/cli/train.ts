@@ -30,7 +30,10 @@ import { readConfigFile, readTrainConfig, type DataConfig, type TrainConfig } fr
 import { Progress } from './progress.js';
 import { EXIT, UsageError, parseArgsError, type CliIO } from './io.js';
 
-export type BuildModel = (config: unknown, opts: { inputShape: [number, number, number]; classes: number }) => Model | Promise<Model>;
+export type BuildModel = (
+  config: unknown,
+  data: { inputShape: [number, number, number]; classes: number; normalize?: { mean: number[]; std: number[] } },
+) => Model | Promise<Model>;
 
 export interface TrainDeps {
   /** Default: buildModel of src/convrnn/model.ts. */
@@ -271,7 +274,8 @@ async function prepare(a: Args, deps: TrainDeps) {
 
     const [, h, w, c] = dataset.shape;
     const buildModel = deps.buildModel ?? (await defaultBuildModel());
-    const model = await buildModel(config.model, { inputShape: [h, w, c], classes });
+    const normalize = resolved.data.normalize === false ? undefined : (resolved.data.normalize as { mean: number[]; std: number[] });
+    const model = await buildModel(config.model, { inputShape: [h, w, c], classes, normalize });
 
     mkdirSync(dir, { recursive: true });
     if (resume) cutMetrics(join(dir, METRICS), resume.step);

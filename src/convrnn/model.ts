@@ -78,8 +78,20 @@ export interface ConvrnnModel extends Model<NetworkParams, NetworkBuffers> {
   readonly network: Network;
 }
 
+/** What a model needs to know of its data. */
+export interface ModelData {
+  inputShape: readonly [number, number, number];
+  classes: number;
+  /**
+   * The per-channel normalisation (x - mean) / std applied to the images, if
+   * any: `gray` is in raw image units, so the mean-gray stimulus goes through
+   * the same map.
+   */
+  normalize?: { mean: readonly number[]; std: readonly number[] };
+}
+
 /** The trainer's Model for `config` on data of `inputShape` [H, W, C] and `classes` categories. */
-export function buildModel(config: unknown, data: { inputShape: readonly [number, number, number]; classes: number }): ConvrnnModel {
+export function buildModel(config: unknown, data: ModelData): ConvrnnModel {
   if (typeof data !== 'object' || data === null) throw new ValueError(`${FN}: data must be { inputShape: [H, W, C], classes }, got ${describe(data)}`);
   const { inputShape, classes } = data;
   if (!Array.isArray(inputShape) || inputShape.length !== 3 || !inputShape.every((d) => Number.isInteger(d) && d >= 1)) {
@@ -96,7 +108,7 @@ export function buildModel(config: unknown, data: { inputShape: readonly [number
   }
   const shape1 = [1, H, W, C];
   network.shapes(shape1); // a network that does not fit the images fails here, not at the first batch
-  const schedule = { T: cfg.T, imageOff: cfg.imageOff, gray: cfg.gray };
+  const schedule = { T: cfg.T, imageOff: cfg.imageOff, gray: normalizedGray(cfg.gray, C, data.normalize) };
   return {
     config: cfg as ModelConfig & Readonly<Record<string, unknown>>,
     network,
@@ -121,6 +133,16 @@ export function buildModel(config: unknown, data: { inputShape: readonly [number
       return { loss, logits: run.decoded.logits, buffers: ctx.training ? run.buffers : buffers };
     },
   };
+}
+
+function normalizedGray(gray: number | number[], channels: number, norm: ModelData['normalize']): number | number[] {
+  if (norm === undefined) return gray;
+  const { mean, std } = norm;
+  const ok = (v: readonly number[]) => Array.isArray(v) && v.length === channels && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (!ok(mean) || !ok(std) || std.some((x) => x === 0)) {
+    throw new ValueError(`${FN}: data.normalize must be { mean, std } with ${channels} finite values each (std nonzero), got ${describe(norm)}`);
+  }
+  return Array.from({ length: channels }, (_, c) => ((Array.isArray(gray) ? gray[c] : gray) - mean[c]) / std[c]);
 }
 
 /**

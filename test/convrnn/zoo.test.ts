@@ -146,3 +146,23 @@ describe('sizes and matched controls', () => {
     }
   });
 });
+
+describe('buildModel on normalised data', () => {
+  it('maps the mean-gray stimulus through the images normalisation (gray is in raw image units)', () => {
+    // T = 10: a gray step (t >= 3) reaches the last logits after 6 steps (5 layers and the head).
+    const cfg = baseNet6({ cell: 'rgc', width: 1 / 16, inputSize: 16, classes: 3, T: 10, imageOff: 3, gray: 0.5 });
+    const shape = { inputShape: [16, 16, 3] as [number, number, number], classes: 3 };
+    const normalize = { mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.5] };
+    const mapped = normalize.mean.map((m, c) => (0.5 - m) / normalize.std[c]);
+    const a = buildModel(cfg, { ...shape, normalize });
+    const b = buildModel({ ...cfg, gray: mapped }, shape);
+    const loss = (m: typeof a) =>
+      scope(() => {
+        const { params, buffers } = m.init(key(0));
+        return m.loss(params, buffers, randn(key(1), [2, 16, 16, 3]), Int32Array.from([0, 2]), { training: false, key: key(2) }).loss.item();
+      });
+    expect(loss(a)).toBe(loss(b));
+    expect(loss(a)).not.toBe(loss(buildModel(cfg, shape)));
+    expect(() => buildModel(cfg, { ...shape, normalize: { mean: [0, 0], std: [1, 1] } })).toThrow(/data\.normalize must be \{ mean, std \} with 3 finite values/);
+  });
+});

@@ -1,0 +1,35 @@
+/**
+ * The ConvRNN training-step workloads: BaseNet-6 at 1/8 width with reciprocal
+ * gated cells in layers 3–5 (nayebi2022 §A.2.1, §A.3), T = 16 steps with the
+ * image off after 12, batch 32, 64x64 RGB, 10 classes; one step = unroll,
+ * softmax cross-entropy of the last step's logits, backward through time and
+ * an SGD update. BN6D uses conduction delays (the papers), BN6S the standard
+ * unrolling (every layer every step).
+ */
+import { key, randn, scope, dispose, valueAndGrad, nn, baseNet6, buildModel, type NetworkParams } from '../src/index.js';
+import { time, round } from './harness.js';
+
+export function baseNetStep(wiring: 'delays' | 'standard'): Record<string, unknown> {
+  const B = 32, size = 64, classes = 10;
+  const config = baseNet6({ cell: 'rgc', width: 1 / 8, inputSize: size, classes, T: 16, imageOff: 12, wiring });
+  const model = buildModel(config, { inputShape: [size, size, 3], classes });
+  let { params, buffers } = model.init(key(0));
+  const x = randn(key(1), [B, size, size, 3]);
+  const labels = Int32Array.from({ length: B }, (_, i) => i % classes);
+  const opt = nn.sgd({ lr: 0.01, momentum: 0.9 });
+  let state = opt.init(params);
+  const losses: number[] = [];
+  const step = () => {
+    const next = scope(() => {
+      const [loss, g] = valueAndGrad((p: NetworkParams) => model.loss(p, buffers, x, labels, { training: true, key: key(2) }).loss)(params);
+      losses.push(loss.item());
+      return opt.update(params, g, state);
+    });
+    dispose([params, state]);
+    [params, state] = next;
+  };
+  const m = time(step, { minSeconds: 0 });
+  const paramCount = nn.countParams(params);
+  dispose([params, state, buffers, x]);
+  return { ...m, params: paramCount, loss_first: round(losses[0], 4), loss_last: round(losses[losses.length - 1], 4) };
+}
