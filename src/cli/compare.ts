@@ -1,10 +1,11 @@
 /**
  * `convrnn compare`: the main job. Trains a reciprocal-gated ConvRNN
- * (BaseNet-6 with RGC cells in layers 3–5, nayebi2022 §A.2.1/§A.3) and its
- * parameter-matched feedforward control (FF Wider, §A.1.2 control 1) on the
- * built-in procedural dataset with the same data, optimizer and seed, then
- * prints and saves their held-out accuracy, parameter and unit counts side by
- * side. Each model is an ordinary `convrnn train` run in its own folder.
+ * (BaseNet-6 with RGC cells in layers 3–5, nayebi2022 §A.2.1/§A.3), its
+ * parameter-matched feedforward control (FF Wider, §A.1.2 control 1) and the
+ * feedforward BaseNet-6 it is built on, on the built-in procedural dataset
+ * with the same data, optimizer and seed, then prints and saves their
+ * held-out accuracy, parameter and unit counts side by side. Each model is an
+ * ordinary `convrnn train` run in its own folder.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,18 +17,18 @@ import { buildModel, countUnits, modelParamCount, type ModelConfig } from '../co
 import { trainCommand } from './train.js';
 import { EXIT, UsageError, parseArgsError, type CliIO } from './io.js';
 
-export const COMPARE_SUMMARY = 'train an RGC ConvRNN and its parameter-matched feedforward control; compare';
+export const COMPARE_SUMMARY = 'train an RGC ConvRNN, its parameter-matched feedforward control and its backbone; compare';
 
 export const COMPARE_USAGE = `Usage: convrnn compare [--out <dir>] [--epochs <n>] [--count <n>] [--size <px>] [--threads <n>] [--seed <n>]
 
 Train a small reciprocal-gated ConvRNN (BaseNet-6 at 1/8 width with RGC cells
 in layers 3-5, T = 16 steps, image off after 12, conduction delays) and the
-feedforward FF Wider BaseNet whose parameter count is closest to it, on the
-built-in procedural shapes (10 classes, medium variation, cluttered
+feedforward FF Wider BaseNet whose parameter count is closest to it, and the
+plain BaseNet-6 the ConvRNN is built on, on the built-in procedural shapes (10 classes, medium variation, cluttered
 backgrounds), with the same data, optimizer (Adam) and seed. Prints held-out
 accuracy, parameter and unit counts side by side and writes them to
 <dir>/compare.json; each model's run folder (config, metrics.jsonl,
-checkpoint) is <dir>/rgc and <dir>/ff.
+checkpoint) is <dir>/rgc, <dir>/ff and <dir>/base.
 
 Options:
   --out <dir>      results folder [runs/compare-<date>]; must not hold a comparison
@@ -93,7 +94,7 @@ interface Entry {
   config: ModelConfig;
 }
 
-/** The two models: the ConvRNN and its parameter-matched feedforward control. */
+/** The models: the ConvRNN, its parameter-matched feedforward control, its feedforward backbone. */
 function models(size: number): Entry[] {
   const data = { inputShape: [size, size, 3] as [number, number, number], classes: CLASSES };
   const rgc = baseNet6({ cell: 'rgc', width: 1 / 8, inputSize: size, classes: CLASSES });
@@ -101,6 +102,7 @@ function models(size: number): Entry[] {
   return [
     { name: 'rgc', description: 'BaseNet-6 + RGC cells (layers 3-5)', config: rgc },
     { name: 'ff', description: `FF Wider x${ff.width.toFixed(3)} (matched)`, config: ff.config },
+    { name: 'base', description: 'BaseNet-6 (no cells)', config: baseNet6({ width: 1 / 8, inputSize: size, classes: CLASSES }) },
   ];
 }
 

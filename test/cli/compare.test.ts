@@ -19,15 +19,16 @@ function capture(): { io: CliIO; out: () => string; err: () => string } {
 }
 
 describe('convrnn compare', () => {
-  it('trains the RGC ConvRNN and its matched feedforward control and saves both side by side', async () => {
+  it('trains the RGC ConvRNN, its matched feedforward control and its backbone, and saves them side by side', async () => {
     const c = capture();
     const out = join(dir, 'run');
     const code = await compareCommand(['--out', out, '--count', '40', '--epochs', '1', '--size', '8', '--threads', '1'], c.io);
     expect(c.err()).toBe('');
     expect(code).toBe(0);
     const summary = JSON.parse(fs.readFileSync(join(out, 'compare.json'), 'utf8'));
-    expect(summary.results.map((r: { model: string }) => r.model)).toEqual(['rgc', 'ff']);
-    const [rgc, ff] = summary.results;
+    expect(summary.results.map((r: { model: string }) => r.model)).toEqual(['rgc', 'ff', 'base']);
+    const [rgc, ff, base] = summary.results;
+    expect(base.params).toBeLessThan(rgc.params); // the same backbone without the cells' gate convs
     // The control is matched in parameters (closest FF Wider width), not in time steps.
     expect(Math.abs(ff.params - rgc.params) / rgc.params).toBeLessThan(0.1);
     expect(rgc.T).toBe(16);
@@ -39,7 +40,7 @@ describe('convrnn compare', () => {
       expect(r.steps).toBe(1); // 36 training images, batch 32, last partial batch dropped
       expect(fs.existsSync(join(out, r.model, 'checkpoint.safetensors'))).toBe(true);
     }
-    expect(c.out()).toMatch(/BaseNet-6 \+ RGC cells[^\n]*\n[^\n]*FF Wider/);
+    expect(c.out()).toMatch(/BaseNet-6 \+ RGC cells[^\n]*\n[^\n]*FF Wider[^\n]*\n[^\n]*BaseNet-6 \(no cells\)/);
   }, 120_000);
 
   it('rejects a bad flag with exit code 2 and names it', async () => {
