@@ -15,3 +15,4 @@ export * from './reduce';
 export * from './softmax';
 export * from './layout';
 export * from './gates';
+export * from './winograd';

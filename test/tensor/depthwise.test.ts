@@ -213,7 +213,7 @@ function checkCase(c: Case): void {
     const ref = reference(c, g, x.toArray(), w.toArray(), b ? b.toArray() : null, gy.toArray());
     const taps = c.KH * c.KW;
     expectClose('out', out.toArray(), ref.out, ref.outMag, taps + 1);
-    const grads = rule.vjp(gy, inputs, out, params);
+    const grads = rule.vjp(gy, inputs, out, params, inputs.map(() => true));
     expect(grads.length).toBe(b ? 3 : 2);
     const [dx, dw, db] = grads as Tensor[];
     expect(dx.shape).toEqual(x.shape);
@@ -261,7 +261,7 @@ describe('depthwiseConv2d adjoint identities', () => {
           const w = randn(k2, [c.KH, c.KW, c.C, c.M]);
           const { rule, inputs, params, out } = captured(() => depthwiseConv2d(x, w, opts(c)));
           const g = randn(k3, out.shape);
-          const [dx, dw] = rule.vjp(g, inputs, out, params) as Tensor[];
+          const [dx, dw] = rule.vjp(g, inputs, out, params, inputs.map(() => true)) as Tensor[];
           const [xa, wa, ya, ga] = [x.toArray(), w.toArray(), out.toArray(), g.toArray()];
           const lhs = dot(ya, ga);
           const scale = absDot(ya, ga) + 1;

@@ -209,7 +209,7 @@ describe.each(NAMES)('%s', (name) => {
           const inputs = cols.map(t);
           const G = uniform(key(seed), [cols[0].length], -2, 2);
           const out = OPS[name](...inputs);
-          const gs = rule.vjp(G, inputs, out, undefined).map((g) => g!.toArray());
+          const gs = rule.vjp(G, inputs, out, undefined, inputs.map(() => true)).map((g) => g!.toArray());
           expect(gs.length).toBe(ARITY[name]);
           const Gv = G.toArray();
           for (let k = 0; k < Gv.length; k++) {
@@ -374,9 +374,9 @@ describe('threads', () => {
         const [a, b, c, d, G] = xs;
         const outs = [gateBlend(a, b, c, d), reciprocalGate(a, b, c, d), lstmState(a, b, c, d), gruState(a, b, c)];
         const grads = [
-          ...rules.gateBlend.vjp(G, [a, b, c, d], outs[0], undefined),
-          ...rules.lstmState.vjp(G, [a, b, c, d], outs[2], undefined),
-          ...rules.gruState.vjp(G, [a, b, c], outs[3], undefined),
+          ...rules.gateBlend.vjp(G, [a, b, c, d], outs[0], undefined, [true, true, true, true]),
+          ...rules.lstmState.vjp(G, [a, b, c, d], outs[2], undefined, [true, true, true, true]),
+          ...rules.gruState.vjp(G, [a, b, c], outs[3], undefined, [true, true, true]),
         ];
         return [...outs, ...grads].map((t) => Buffer.from(t!.toArray().buffer));
       });
@@ -399,7 +399,7 @@ describe('memory', () => {
     scope(() => {
       const xs = Array.from({ length: 4 }, (_, i) => randn(key(i), [5, 7]));
       const out = gateBlend(xs[0], xs[1], xs[2], xs[3]);
-      rules.gateBlend.vjp(out, xs, out, undefined);
+      rules.gateBlend.vjp(out, xs, out, undefined, xs.map(() => true));
       lstmCell(xs[0], xs[1], xs[2], xs[3], xs[0]);
     });
     expect(memory()).toEqual(before);

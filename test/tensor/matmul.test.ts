@@ -113,7 +113,7 @@ describe('matmul gradients', () => {
           const p = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB };
           const y = rules.matmul.forward([a, b], p);
           const g = randn(key(c.seed + 1), [c.M, c.N]);
-          const [da, db] = rules.matmul.vjp(g, [a, b], y, p);
+          const [da, db] = rules.matmul.vjp(g, [a, b], y, p, [true, true]);
           expect(da!.shape).toEqual(a.shape);
           expect(db!.shape).toEqual(b.shape);
           const dot = (u: Float32Array, v: Float32Array): [number, number] => {

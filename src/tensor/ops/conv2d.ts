@@ -13,6 +13,20 @@
  * in a block this op allocates and frees around the call. The filter gradient
  * is a GEMM sharded over filter rows. A 1x1, stride-1, unpadded convolution is
  * a plain matrix product and runs as one (ops/matmul.ts's kernel).
+ *
+ * A 3x3, stride-1, undilated convolution with enough channels runs by Winograd
+ * (assembly/winograd.ts): F(4x4, 3x3), 36 multiplies per 4x4 output tile
+ * instead of 144, or F(2x2, 3x3), 16 instead of 36, for outputs too small for
+ * 4x4 tiles. The input gradient is the same convolution of dy with the flipped,
+ * transposed filter and complementary padding (2 - pt, 2 - pl); the filter
+ * gradient is F(3x3, 4x4) or F(3x3, 2x2), summed over the batch in the
+ * transformed domain. Which path runs depends only on the shapes, so results
+ * are the same bits on any number of threads. Winograd rounds differently from
+ * the direct sum (its transforms add and subtract before multiplying). Against
+ * a float64 reference on a W1-like layer (64 -> 64 channels, 32x32), the
+ * largest error per output is, relative to that output's sum of |terms|:
+ * direct 3.5e-7, 2x2 tiles 1.7e-7, 4x4 tiles 3.2e-6 (medians 1.4e-8, 1.2e-8,
+ * 4e-8); relative to the largest output, 1.4e-6, 9e-7 and 8.6e-6.
  */
 import { Tensor, checkTensor, empty } from '../tensor.js';
 import { alloc, free } from '../heap.js';
@@ -189,11 +203,85 @@ const geoArgs = (g: Conv2dGeometry): number[] => [
   g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.KH, g.KW, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl,
 ];
 
+/**
+ * A 3x3 filter at stride 1 without dilation: the shapes Winograd handles; up to
+ * Cin·Cout = 2^17 (362 x 362), where the transformed filter (36/9 of the
+ * filter's size) and the filter gradient's per-thread sums (36·Cin·Cout floats)
+ * stay under ~20 MB.
+ */
+const isWinogradShape = (g: Conv2dGeometry): boolean =>
+  g.KH === 3 && g.KW === 3 && g.sh === 1 && g.sw === 1 && g.dh === 1 && g.dw === 1 && g.Cin * g.Cout <= 1 << 17;
+
+/** A Winograd tile size: 4 for F(4x4, 3x3) / F(3x3, 4x4), 2 for F(2x2, 3x3) / F(3x3, 2x2), 0 for the direct kernels. */
+export type WinogradTile = 0 | 2 | 4;
+
+/**
+ * The tile for N images of OH x OW outputs (of dy, for the filter gradient), by
+ * multiplies per channel pair: 4x4 tiles when they take at most 0.7 of 2x2 tiles'
+ * (they waste more at the edges; their transforms cost more) and there are enough
+ * of them (≥ 64) to repay the larger filter transform; 2x2 tiles when they cover the
+ * output without much waste (at most 1.5x its pixels: not for 1-pixel-wide or 3x3
+ * outputs); else none. Measured on this engine's kernels, 1 thread.
+ */
+function winogradTile(N: number, OH: number, OW: number): WinogradTile {
+  const t2 = Math.ceil(OH / 2) * Math.ceil(OW / 2);
+  const t4 = Math.ceil(OH / 4) * Math.ceil(OW / 4);
+  if (36 * t4 <= 0.7 * 16 * t2 && N * t4 >= 64) return 4;
+  if (4 * t2 <= 1.5 * OH * OW) return 2;
+  return 0;
+}
+
+// The transformed products are Cin deep (forward) or Cout deep (input
+// gradient): too short below these channel counts to beat the direct kernels.
+// The filter gradient wins from tiny channel counts on.
+const winogradForward = (g: Conv2dGeometry): WinogradTile => (isWinogradShape(g) && g.Cin >= 8 ? winogradTile(g.N, g.OH, g.OW) : 0);
+const winogradInput = (g: Conv2dGeometry): WinogradTile => (isWinogradShape(g) && g.Cout >= 4 ? winogradTile(g.N, g.H, g.W) : 0);
+const winogradFilter = (g: Conv2dGeometry): WinogradTile => (isWinogradShape(g) && g.Cin * g.Cout >= 16 ? winogradTile(g.N, g.OH, g.OW) : 0);
+
+/** @internal The Winograd tile (0: direct) each of the three convolutions of geometry `g` uses; tests pin the paths. */
+export const winogradPaths = (g: Conv2dGeometry): { forward: WinogradTile; input: WinogradTile; filter: WinogradTile } => ({
+  forward: winogradForward(g),
+  input: winogradInput(g),
+  filter: winogradFilter(g),
+});
+
+/**
+ * The conv of `src` [N, H, W, A] to `out` [N, OH, OW, B] by Winograd with `tile`,
+ * with the 3x3 filter w [3, 3, Cin, Cout] as is (flip 0: A = Cin, B = Cout) or
+ * flipped and transposed (flip 1: the input gradient, A = Cout, B = Cin), padding pt, pl before.
+ */
+function winogradConv(
+  tile: 2 | 4, src: number, w: number, Cin: number, Cout: number, flip: 0 | 1, bias: number, out: number,
+  N: number, H: number, W: number, A: number, OH: number, OW: number, B: number, pt: number, pl: number,
+): void {
+  const planes = (tile + 2) ** 2;
+  const panels = Math.ceil(B / 8);
+  const up = alloc(planes * panels * A * 32);
+  try {
+    parallel(tile === 4 ? 'winograd4_filter' : 'winograd_filter', [w, Cin, Cout, flip, up], A, {
+      cost: 8 * planes * panels * 8,
+      scratchBytes: K.winograd_filter_scratch(),
+    });
+    parallel(tile === 4 ? 'winograd4_forward' : 'winograd_forward', [src, up, bias, out, N, H, W, A, OH, OW, B, pt, pl], N * Math.ceil(OH / tile), {
+      cost: 2 * planes * Math.ceil(OW / tile) * A * B,
+      scratchBytes: tile === 4 ? K.winograd4_forward_scratch(A, B) : K.winograd_forward_scratch(A, B),
+    });
+  } finally {
+    free(up);
+  }
+}
+
 function forward(x: Tensor, w: Tensor, b: Tensor | null, g: Conv2dGeometry): Tensor {
   const shape = [g.N, g.OH, g.OW, g.Cout];
   const bias = b === null ? 0 : b.ptr;
   const P = g.N * g.H * g.W;
   if (isPointwise(g)) return gemmRaw(x.ptr, w.ptr, P, g.Cout, g.Cin, false, false, bias, shape);
+  const tile = winogradForward(g);
+  if (tile !== 0) {
+    const y = empty(shape);
+    winogradConv(tile, x.ptr, w.ptr, g.Cin, g.Cout, 0, bias, y.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl);
+    return y;
+  }
   const Kd = g.KH * g.KW * g.Cin;
   const panels = Math.ceil(g.Cout / 8);
   const y = empty(shape);
@@ -213,6 +301,13 @@ function forward(x: Tensor, w: Tensor, b: Tensor | null, g: Conv2dGeometry): Ten
 function backpropInput(dy: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
   const shape = [g.N, g.H, g.W, g.Cin];
   if (isPointwise(g)) return gemmRaw(dy.ptr, w.ptr, g.N * g.H * g.W, g.Cin, g.Cout, false, true, 0, shape);
+  const tile = winogradInput(g);
+  if (tile !== 0) {
+    // The convolution of dy with the flipped, transposed filter and padding 2 - pt, 2 - pl.
+    const dx = empty(shape);
+    winogradConv(tile, dy.ptr, w.ptr, g.Cin, g.Cout, 1, 0, dx.ptr, g.N, g.OH, g.OW, g.Cout, g.H, g.W, g.Cin, 2 - g.pt, 2 - g.pl);
+    return dx;
+  }
   const Kd = g.KH * g.KW * g.Cout;
   const panels = Math.ceil(g.Cin / 8);
   const dx = empty(shape);
@@ -234,6 +329,17 @@ function backpropFilter(x: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
   const P = g.N * g.OH * g.OW;
   if (isPointwise(g)) return gemmRaw(x.ptr, dy.ptr, g.Cin, g.Cout, P, true, false, 0, shape);
   const dw = empty(shape);
+  const tile = winogradFilter(g);
+  if (tile !== 0) {
+    // Shards are ranges of input channels; each transforms all of dy again, so few and wide.
+    const four = tile === 4;
+    parallel(four ? 'winograd4_filter_grad' : 'winograd_filter_grad', [x.ptr, dy.ptr, dw.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl], g.Cin, {
+      cost: 2 * (tile + 2) ** 2 * g.N * Math.ceil(g.OH / tile) * Math.ceil(g.OW / tile) * g.Cout,
+      grain: 4 * Math.ceil(g.Cin / 16),
+      scratchBytes: four ? K.winograd4_filter_grad_scratch(g.Cin, g.Cout) : K.winograd_filter_grad_scratch(g.Cin, g.Cout),
+    });
+    return dw;
+  }
   parallel('conv2d_backprop_filter', [x.ptr, dy.ptr, dw.ptr, ...geoArgs(g)], g.KH * g.KW * g.Cin, {
     cost: 2 * P * g.Cout,
     grain: g.Cin % 4 === 0 ? 4 : g.Cin,
@@ -255,10 +361,10 @@ const conv2dRule = defineRule<Conv2dGeometry>('conv2d', {
   forward([x, w, b], g) {
     return forward(x, w, b ?? null, g);
   },
-  vjp(dy, [x, w, b], _out, g) {
-    const dx = backpropInput(dy, w, g);
-    const dw = backpropFilter(x, dy, g);
-    return b === undefined ? [dx, dw] : [dx, dw, biasGrad(dy, g)];
+  vjp(dy, [x, w, b], _out, g, needs) {
+    const dx = needs[0] ? backpropInput(dy, w, g) : null;
+    const dw = needs[1] ? backpropFilter(x, dy, g) : null;
+    return b === undefined ? [dx, dw] : [dx, dw, needs[2] ? biasGrad(dy, g) : null];
   },
 });
 
