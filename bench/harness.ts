@@ -4,13 +4,16 @@
  * One JSON line per measurement on stdout.
  */
 import { performance } from 'node:perf_hooks';
-import { resourceUsage } from 'node:process';
+import { resourceUsage, cpuUsage } from 'node:process';
+import { loadavg } from 'node:os';
 
 export interface Measurement {
   median_ms: number;
   min_ms: number;
   max_ms: number;
   runs: number;
+  /** CPU time over wall time of the timed runs: about the thread count when every thread had a core (the machine is shared). */
+  cpu_util: number;
 }
 
 export function time(fn: () => void, opts: { runs?: number; warmup?: number; minSeconds?: number; maxRuns?: number } = {}): Measurement {
@@ -18,15 +21,20 @@ export function time(fn: () => void, opts: { runs?: number; warmup?: number; min
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
   const start = performance.now();
+  const cpu0 = cpuUsage();
   while (ts.length < runs || (performance.now() - start < minSeconds * 1000 && ts.length < maxRuns)) {
     const t0 = performance.now();
     fn();
     ts.push(performance.now() - t0);
   }
+  const cpu = cpuUsage(cpu0);
+  const cpuUtil = (cpu.user + cpu.system) / 1000 / (performance.now() - start);
   const sorted = [...ts].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { median_ms: round(median), min_ms: round(sorted[0]), max_ms: round(sorted[sorted.length - 1]), runs: ts.length };
+  return {
+    median_ms: round(median), min_ms: round(sorted[0]), max_ms: round(sorted[sorted.length - 1]), runs: ts.length, cpu_util: round(cpuUtil, 2),
+  };
 }
 
 export function round(x: number, digits = 4): number {
@@ -39,8 +47,10 @@ export function maxRssMb(): number {
   return round(resourceUsage().maxRSS / 1024, 1);
 }
 
+/** One JSON line: the record, the peak RSS so far and the load average (the machine is shared). */
 export function emit(record: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify({ ...record, maxrss_mb: maxRssMb() }) + '\n');
+  const load = loadavg().map((l) => round(l, 2));
+  process.stdout.write(JSON.stringify({ ...record, maxrss_mb: maxRssMb(), loadavg: load }) + '\n');
 }
 
 /** A rate field: GFLOP/s for `flops`, GB/s for `bytes`. */

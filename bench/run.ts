@@ -1,20 +1,27 @@
 /**
  * `npm run bench [-- --workloads W1,W7 --threads 1,2]`: the workloads of
- * ../shared/WORKLOADS.md, one JSON line per (workload, threads).
+ * ../shared/WORKLOADS.md, one JSON line per (workload, threads); DISPATCH
+ * (bench/dispatch.ts) prints one line per case.
+ * `npm run bench -- --profile [--threads 1,2]`: where one W7 step spends its
+ * time (bench/profile.ts), each thread count in a fresh process so that its
+ * peak RSS is its own.
  */
+import { spawnSync } from 'node:child_process';
 import {
   conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
   randn, tensor, scope, split, key, setThreads, dispose, sum, mul, type Tensor,
 } from '../src/index.js';
 import { time, emit, rate, round } from './harness.js';
 import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
+import { dispatchBench } from './dispatch.js';
+import { w7Setup, profileW7, printProfile } from './profile.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'OP'];
+const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'OP', 'DISPATCH'];
 const workloads = arg('workloads', ALL.join(',')).split(',');
 const threadCounts = arg('threads', '1').split(',').map(Number);
 const [k1, k2, k3, k4, k5] = split(key(0), 5);
@@ -22,7 +29,7 @@ const [k1, k2, k3, k4, k5] = split(key(0), 5);
 const conv3 = { padding: 'same' as const };
 const W1 = { flops: 2 * 16 * 32 * 32 * 64 * 64 * 9 };
 
-type Workload = () => Record<string, unknown>;
+type Workload = (threads: number) => Record<string, unknown> | Promise<Record<string, unknown>[]>;
 const defs: Record<string, Workload> = {
   W1: () => {
     const x = randn(k1, [16, 32, 32, 64]), w = randn(k2, [3, 3, 64, 64]);
@@ -76,10 +83,8 @@ const defs: Record<string, Workload> = {
     return { ...m, ...rate(m, { bytes: 5 * 4 * n }) };
   },
   W7: () => {
-    const B = 32, T = 8;
-    let p = w7Init(k5);
-    const x = randn(k1, [B, 32, 32, 3]);
-    const labels = Int32Array.from({ length: B }, (_, i) => (i * 7 + 3) % 10);
+    const { params, x, labels, B, T } = w7Setup();
+    let p = params;
     const losses: number[] = [];
     const step = () => {
       const next = scope(() => {
@@ -113,13 +118,28 @@ const defs: Record<string, Workload> = {
     return { ...plain, us_per_op: round((plain.median_ms * 1000) / n, 3),
       us_per_op_recorded_plus_its_backward: round((traced.median_ms * 1000) / n, 3) };
   },
+  DISPATCH: (threads) => dispatchBench(threads),
 };
+
+if (process.argv.includes('--profile')) {
+  for (const t of threadCounts) {
+    if (threadCounts.length === 1) {
+      setThreads(t);
+      printProfile(profileW7());
+    } else {
+      const r = spawnSync(process.execPath, [process.argv[1], '--profile', '--threads', String(t)], { stdio: 'inherit' });
+      if (r.status !== 0) process.exit(r.status ?? 1);
+    }
+  }
+  process.exit(0);
+}
 
 for (const t of threadCounts) {
   setThreads(t);
   for (const w of workloads) {
     const def = defs[w];
     if (def === undefined) throw new Error(`unknown workload ${w}; known: ${ALL.join(', ')}`);
-    emit({ workload: w, threads: t, ...def() });
+    const result = await def(t);
+    for (const record of Array.isArray(result) ? result : [result]) emit({ workload: w, threads: t, ...record });
   }
 }
