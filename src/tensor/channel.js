@@ -3,8 +3,8 @@
 // Plain JavaScript: worker threads load it without a TypeScript step.
 export const GEN = 0; // job generation; workers sleep on it
 export const CLAIM = 1; // (generation mod 2^19) << 12 | next shard to claim
-export const DONE = 2; // shards finished in this job
-export const SHARDS = 3; // shard count of this job (<= 4096)
+export const DONE = 2; // bumped whenever a shard finishes: the caller sleeps on it
+export const SHARDS = 3; // shard count of this job (<= MAX_SHARDS)
 export const KERNEL = 4; // index of the kernel among the module's function exports
 export const ARGC = 5; // number of kernel arguments
 export const TOTAL = 6; // the range [0, TOTAL) is cut into shards of CHUNK
@@ -20,7 +20,12 @@ export const SCRATCH = 96; // SCRATCH + slot: that slot's scratch pointer
 export const MAX_SLOTS = 64;
 export const ARGS_BYTE_OFFSET = 1024;
 export const MAX_ARGS = 48;
-export const CHANNEL_BYTES = ARGS_BYTE_OFFSET + MAX_ARGS * 8;
+export const MAX_SHARDS = 4096;
+// FINISHED + s: the generation whose shard s last finished. The caller waits for
+// its own generation in every slot, so a count that went astray (or a shard run
+// twice) can neither end a job early nor make the caller wait forever.
+export const FINISHED = (ARGS_BYTE_OFFSET + MAX_ARGS * 8) / 4;
+export const CHANNEL_BYTES = (FINISHED + MAX_SHARDS) * 4;
 export const CLAIM_SHIFT = 12;
 export const GEN_MASK = 0x7ffff;
 
@@ -63,6 +68,7 @@ export function runShards(ch, args, fns, slot, gen) {
       Atomics.store(ch, ERROR, 2);
     }
     Atomics.store(ch, BUSY + slot, 0);
+    Atomics.store(ch, FINISHED + s, gen);
     Atomics.add(ch, DONE, 1);
     Atomics.notify(ch, DONE);
   }

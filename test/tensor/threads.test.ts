@@ -33,6 +33,21 @@ describe('thread pool', () => {
     t.dispose();
   });
 
+  it('a job ends when each of its shards has finished, whatever the completion count says', async () => {
+    setThreads(2);
+    const n = 1 << 18;
+    const t = empty([n]);
+    runSharded('fill', [t.ptr, 0], n, 4, 0);
+    await untilWorkersReady(1);
+    for (const stray of [1, 2, 6, 100]) {
+      // Completions that belong to no shard end no job early and stall none: the caller waits for each shard.
+      _testing.strayCompletions(stray);
+      runSharded('fill', [t.ptr, stray], n, 4, 0);
+      expect(t.toArray().every((v) => v === stray)).toBe(true);
+    }
+    t.dispose();
+  });
+
   it('a worker killed mid-job fails that job with a clear error; the pool recovers', async () => {
     setThreads(2);
     const n = 1 << 20;
