@@ -3,10 +3,11 @@
  * gated cells in layers 3–5 (nayebi2022 §A.2.1, §A.3), T = 16 steps with the
  * image off after 12, batch 32, 64x64 RGB, 10 classes; one step = unroll,
  * softmax cross-entropy of the last step's logits, backward through time and
- * an SGD update. BN6D uses conduction delays (the papers), BN6S the standard
- * unrolling (every layer every step).
+ * an SGD update, on one batch of the built-in shapes (normalised). BN6D uses
+ * conduction delays (the papers), BN6S the standard unrolling (every layer
+ * every step).
  */
-import { key, randn, scope, dispose, valueAndGrad, nn, baseNet6, buildModel, type NetworkParams } from '../src/index.js';
+import { key, tensor, scope, dispose, valueAndGrad, nn, baseNet6, buildModel, type NetworkParams } from '../src/index.js';
 import { time, round } from './harness.js';
 
 export function baseNetStep(wiring: 'delays' | 'standard'): Record<string, unknown> {
@@ -14,8 +15,9 @@ export function baseNetStep(wiring: 'delays' | 'standard'): Record<string, unkno
   const config = baseNet6({ cell: 'rgc', width: 1 / 8, inputSize: size, classes, T: 16, imageOff: 12, wiring });
   const model = buildModel(config, { inputShape: [size, size, 3], classes });
   let { params, buffers } = model.init(key(0));
-  const x = randn(key(1), [B, size, size, 3]);
-  const labels = Int32Array.from({ length: B }, (_, i) => i % classes);
+  const data = nn.proceduralDataset({ count: B, size, classes, variation: 'medium', seed: 1 });
+  const x = tensor(nn.normalizeImages(data), data.shape);
+  const labels = data.labels;
   const opt = nn.sgd({ lr: 0.01, momentum: 0.9 });
   let state = opt.init(params);
   const losses: number[] = [];

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --workloads W1,W7 --threads 1,2]`: the workloads of
- * ../shared/WORKLOADS.md, one JSON line per (workload, threads); DISPATCH
+ * ../shared/WORKLOADS.md, one JSON line per (workload, threads); BN6D/BN6S
+ * (bench/convrnn.ts) are ConvRNN training steps of the model zoo; DISPATCH
  * (bench/dispatch.ts) prints one line per case.
  * `npm run bench -- --profile [--threads 1,2]`: where one W7 step spends its
  * time (bench/profile.ts), each thread count in a fresh process so that its
@@ -14,6 +15,7 @@ import {
 import { time, emit, rate, round } from './harness.js';
 import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
 import { dispatchBench } from './dispatch.js';
+import { baseNetStep } from './convrnn.js';
 import { w7Setup, profileW7, printProfile } from './profile.js';
 
 function arg(name: string, fallback: string): string {
@@ -21,7 +23,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'OP', 'DISPATCH'];
+const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'BN6D', 'BN6S', 'OP', 'DISPATCH'];
 const workloads = arg('workloads', ALL.join(',')).split(',');
 const threadCounts = arg('threads', '1').split(',').map(Number);
 const [k1, k2, k3, k4, k5] = split(key(0), 5);
@@ -108,6 +110,9 @@ const defs: Record<string, Workload> = {
     dispose([p, x]);
     return { ...m, ...rate(m, { flops: w7Flops(B, T).forward }) };
   },
+  // BaseNet-6 (1/8 width) with RGC cells, T = 16, batch 32, 64x64: conduction delays and standard unrolling.
+  BN6D: () => baseNetStep('delays'),
+  BN6S: () => baseNetStep('standard'),
   // Per-op overhead of the TypeScript layer: tensor creation + tape record on tiny tensors.
   OP: () => {
     const a = tensor([1, 2, 3, 4]), b = tensor([5, 6, 7, 8]);

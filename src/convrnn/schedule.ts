@@ -48,12 +48,12 @@
  */
 import { Tensor, checkTensor, scope } from '../tensor/tensor.js';
 import { randn, tensor } from '../tensor/create.js';
-import { key } from '../tensor/random.js';
+import { foldIn, key } from '../tensor/random.js';
 import { ShapeError, ValueError, describe } from '../tensor/errors.js';
 import { mul } from '../tensor/ops/binary.js';
 import { sum } from '../tensor/ops/reduce.js';
 import { grad } from '../autodiff/index.js';
-import { flattenParams } from '../nn/tree.js';
+import { flattenParams, treeMap } from '../nn/tree.js';
 import type { Cell } from './cell.js';
 import type { Network } from './network.js';
 
@@ -172,7 +172,7 @@ const depths = new WeakMap<Cell, Map<string, number>>();
 /**
  * k(C) of the module comment for a cell whose input has `channels` channels
  * (and whose layer below has `belowChannels`): measured on a 3x3 image, with
- * params and input drawn from fixed keys. ValueError when some param never
+ * params (in the init's structure) and input drawn from fixed keys. ValueError when some param never
  * reaches the output within `maxSteps` steps.
  */
 export function cellDepth(cell: Cell, channels: number, belowChannels?: number, maxSteps = 16): number {
@@ -185,7 +185,9 @@ export function cellDepth(cell: Cell, channels: number, belowChannels?: number, 
   const shape = [1, 3, 3, channels];
   const belowShape = belowChannels === undefined ? undefined : [1, 3, 3, belowChannels];
   const depth = scope(() => {
-    const params = cell.init(key(0), shape, belowShape);
+    // Random values in the init's structure: a zero-initialised weight (the RGC's gates) must not hide a path.
+    let i = 0;
+    const params = treeMap(cell.init(key(0), shape, belowShape), (t) => randn(foldIn(key(4), i++), t.shape));
     const x = randn(key(1), shape);
     const below = belowShape === undefined ? undefined : randn(key(2), belowShape);
     const weights = randn(key(3), cell.outputShape(shape));

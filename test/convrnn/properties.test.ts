@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { key } from '../../src/tensor/random.js';
+import { foldIn, key } from '../../src/tensor/random.js';
 import { randn } from '../../src/tensor/create.js';
 import { Tensor, scope } from '../../src/tensor/tensor.js';
 import { ConfigError } from '../../src/tensor/errors.js';
@@ -8,7 +8,7 @@ import { valueAndGrad } from '../../src/autodiff/index.js';
 import { convLayer, maxPool, avgPool } from '../../src/nn/layers.js';
 import { elu, tanh } from '../../src/tensor/ops/unary.js';
 import { softmaxCrossEntropy } from '../../src/nn/losses.js';
-import { flattenParams, treeEqual } from '../../src/nn/tree.js';
+import { flattenParams, treeEqual, treeMap } from '../../src/nn/tree.js';
 import { makeNetwork, unroll, minimalUnroll, readModelConfig, type NetworkParams, type Network } from '../../src/convrnn/index.js';
 
 // ---- random small networks -------------------------------------------------------------
@@ -223,7 +223,9 @@ describe('network laws (random small configs)', () => {
           const T = minimalUnroll(net);
           const x = randn(key(9), inputShape(spec));
           const labels = Array.from({ length: spec.batch }, (_, i) => i % 3);
-          const p = net.init(key(10), x.shape);
+          // Random values in the init's structure: use is a property of the wiring, not of the init (zero RGC gates).
+          let i = 0;
+          const p = treeMap(net.init(key(10), x.shape), (t) => randn(foldIn(key(10), i++), t.shape, 0.5));
           const gradAt = (steps: number): NetworkParams =>
             valueAndGrad((q: NetworkParams) => softmaxCrossEntropy(unroll(net, q, x, steps).decoded.logits, labels))(p)[1] as NetworkParams;
           const full = used(net, spec, gradAt(T));

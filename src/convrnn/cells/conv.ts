@@ -20,13 +20,15 @@ export interface CellConvSpec {
   biasInit?: number;
   /** Default He normal, scale 1. */
   init?: InitSpec;
+  /** The depthwise stage's init when separable; default `init`. */
+  depthwiseInit?: InitSpec;
 }
 
 export type CellConvParams = ConvParams | SeparableParams;
 
 function layerConfig(spec: CellConvSpec): ConvConfig | SeparableConfig {
   const common = { inChannels: spec.inChannels, outChannels: spec.outChannels, kernelSize: spec.kernelSize, padding: 'same' as const, bias: spec.bias ?? true, biasInit: spec.biasInit };
-  return spec.separable ? { ...common, depthwiseInit: spec.init, pointwiseInit: spec.init } : { ...common, init: spec.init };
+  return spec.separable ? { ...common, depthwiseInit: spec.depthwiseInit ?? spec.init, pointwiseInit: spec.init } : { ...common, init: spec.init };
 }
 
 export function cellConvInit(k: Key, spec: CellConvSpec): CellConvParams {

@@ -17,6 +17,16 @@
  * have none; `gateBias: true` adds one per conv, initialised to
  * `gateBiasInit`.
  *
+ * Gate weights start at zero by default (`init`; the depthwise stage of a
+ * separable gate is He normal so that the pointwise stage has a gradient):
+ * the cell then starts as the bypass of the law below, h_t = elu(½x_t +
+ * ½h_{t−1}), bounded by its input. He-normal gates (scale 1) saturate the
+ * sigmoids on large states, so h adds up x step after step: measured on
+ * BaseNet-6 (1/8 width, 16 steps), the initial loss was 10.5 at 32x32 and 76
+ * at 64x64 (38 and 221 with standard unrolling) against 2.6 and 4.0 with
+ * zero gates, and after 5 epochs on the built-in shapes validation accuracy
+ * was 50% against 69%.
+ *
  * Bypassing (nayebi2018 §3): from the zero state every gate conv sees zeros,
  * so without biases every gate is 1 − σ(0) = ½ whatever the weights, and the
  * first output is h_0 = s_0 = elu(½·x_0): the input passes the cell through
@@ -39,7 +49,7 @@ export interface RgcConfig {
   kernelSize?: number;
   /** Depth-separable gate convs; default false. */
   separable?: boolean;
-  /** Gate conv weight init; default He normal, scale 1. */
+  /** Gate conv weight init (the pointwise stage, when separable); default zero (see the module comment). */
   init?: InitSpec;
   /** Give each gate conv a bias (the paper's equations have none); default false. */
   gateBias?: boolean;
@@ -62,6 +72,8 @@ export interface RgcState {
 }
 
 export const HE_INIT: InitSpec = { kind: 'he', scale: 1 };
+/** The gates' default init (see the module comment). */
+export const GATE_INIT: InitSpec = { kind: 'constant', value: 0 };
 
 /** Read and validate an RGC config; `fn` names the caller in errors. */
 export function readRgcConfig(fn: string, config: unknown): Required<RgcConfig> {
@@ -71,7 +83,7 @@ export function readRgcConfig(fn: string, config: unknown): Required<RgcConfig> 
   return {
     kernelSize: r.posInt('kernelSize', 3),
     separable: r.bool('separable', false),
-    init: r.init('init', HE_INIT),
+    init: r.init('init', GATE_INIT),
     gateBias,
     gateBiasInit: r.num('gateBiasInit', 0),
   };
@@ -93,6 +105,7 @@ export function reciprocalGated(config: RgcConfig = {}): Cell<RgcParams, RgcStat
     bias: cfg.gateBias,
     biasInit: cfg.gateBiasInit,
     init: cfg.init,
+    depthwiseInit: HE_INIT,
   });
   return {
     kind: 'rgc',

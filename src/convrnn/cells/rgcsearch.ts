@@ -48,7 +48,7 @@ import { ConfigReader } from '../../nn/config.js';
 import type { InitSpec } from '../../nn/init.js';
 import type { Cell, StepContext } from '../cell.js';
 import { cellConv, cellConvInit, type CellConvParams, type CellConvSpec } from './conv.js';
-import { HE_INIT, checkNoBuffers, readRgcConfig, type RgcConfig, type RgcParams, type RgcState } from './rgc.js';
+import { GATE_INIT, HE_INIT, checkNoBuffers, readRgcConfig, type RgcConfig, type RgcParams, type RgcState } from './rgc.js';
 import { checkFields, checkInputShape, checkKey, checkStep, sameShape } from './standard.js';
 
 export type SearchInput = 'below' | 'x' | 'sPrev' | 'hPrev' | 's' | 'h';
@@ -163,7 +163,7 @@ export function readRgcSearchConfig(fn: string, config: unknown): RgcSearchSpec 
     tau: readPair(r, 'tau'),
     gate: readPair(r, 'gate'),
     activation: r.oneOf('activation', ACTIVATIONS, 'elu'),
-    init: r.init('init', HE_INIT),
+    init: r.init('init', GATE_INIT),
     gateBias,
     gateBiasInit: r.num('gateBiasInit', 0),
   };
@@ -223,6 +223,7 @@ export function rgcSearch(config: RgcSearchConfig = {}): Cell<RgcSearchParams, R
       bias: cfg.gateBias,
       biasInit: cfg.gateBiasInit,
       init: cfg.init,
+      depthwiseInit: HE_INIT,
     };
   };
 

@@ -24,7 +24,8 @@ function rgcRef(p: RgcParams, st: { h: Arr; s: Arr }, x: Arr): { h: Arr; s: Arr 
 }
 
 describe('reciprocalGated', () => {
-  const configs: RgcConfig[] = [{}, { separable: true }, { kernelSize: 1 }, { kernelSize: 4, gateBias: true, gateBiasInit: 0.3 }];
+  const HE = { kind: 'he', scale: 1 } as const;
+  const configs: RgcConfig[] = [{ init: HE }, { separable: true, init: HE }, { kernelSize: 1, init: HE }, { kernelSize: 4, gateBias: true, gateBiasInit: 0.3, init: HE }];
 
   it.each(configs)('one step equals the float64 eqs. 10–11 from a random state (%j)', (config) => {
     scope(() => {
@@ -43,7 +44,7 @@ describe('reciprocalGated', () => {
 
   it('three steps from the zero state equal the float64 fold', () => {
     scope(() => {
-      const cell = reciprocalGated({ gateBias: true, gateBiasInit: -0.5 });
+      const cell = reciprocalGated({ gateBias: true, gateBiasInit: -0.5, init: HE });
       const params = cell.init(key(3), SHAPE);
       let state = cell.initialState(SHAPE);
       let ref = { h: arr(state.h), s: arr(state.s) };
@@ -57,29 +58,38 @@ describe('reciprocalGated', () => {
     });
   });
 
-  it('init: He weights per gate from split keys, no bias by default; same key, same bits', () => {
+  it('init: zero gates by default (a separable gate: He depthwise, zero pointwise), He on request from split keys; same key, same bits', () => {
     scope(() => {
-      const cell = reciprocalGated();
-      const p = cell.init(key(1), SHAPE);
+      const p = reciprocalGated().init(key(1), SHAPE);
       expect(Object.keys(p)).toEqual(['wsh', 'whh', 'whs', 'wss']);
-      const convs = Object.values(p) as ConvParams[];
-      for (const w of convs) {
+      for (const w of Object.values(p) as ConvParams[]) {
         expect(w.w.shape).toEqual([3, 3, 3, 3]);
+        expect(w.w.toArray().every((v) => v === 0)).toBe(true);
         expect(w.b).toBeUndefined();
       }
-      expect(snapshot(leaves(cell.init(key(1), SHAPE)))).toEqual(snapshot(leaves(p)));
+      const cell = reciprocalGated({ init: HE });
+      const he = cell.init(key(1), SHAPE);
+      const convs = Object.values(he) as ConvParams[];
+      expect(snapshot(leaves(cell.init(key(1), SHAPE)))).toEqual(snapshot(leaves(he)));
       expect(Array.from(convs[0].w.toArray())).not.toEqual(Array.from(convs[1].w.toArray()));
+      // He normal, fan-in 3·3·3: the sample standard deviation of 81 draws is near sqrt(2/27).
+      const v = convs[0].w.toArray();
+      const sd = Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length);
+      expect(sd).toBeGreaterThan(0.5 * Math.sqrt(2 / 27));
+      expect(sd).toBeLessThan(1.5 * Math.sqrt(2 / 27));
       const biased = reciprocalGated({ gateBias: true, gateBiasInit: 0.25 }).init(key(1), SHAPE);
       expect(Array.from((biased.wss as ConvParams).b!.toArray())).toEqual([0.25, 0.25, 0.25]);
-      const sep = reciprocalGated({ separable: true }).init(key(1), SHAPE);
-      expect((sep.wsh as { depthwise: { w: Tensor } }).depthwise.w.shape).toEqual([3, 3, 3, 1]);
+      const sep = reciprocalGated({ separable: true }).init(key(1), SHAPE).wsh as { depthwise: { w: Tensor }; pointwise: ConvParams };
+      expect(sep.depthwise.w.shape).toEqual([3, 3, 3, 1]);
+      expect(sep.depthwise.w.toArray().some((x) => x !== 0)).toBe(true);
+      expect(sep.pointwise.w.toArray().every((x) => x === 0)).toBe(true);
     });
   });
 
   it('BPTT: the gradient through 3 steps w.r.t. every param and every input matches finite differences', () => {
     scope(() => {
       const shape = [2, 4, 4, 2];
-      for (const config of [{ gateBias: true, gateBiasInit: 0.1 }, { separable: true }] as RgcConfig[]) {
+      for (const config of [{ gateBias: true, gateBiasInit: 0.1, init: HE }, { separable: true, init: HE }] as RgcConfig[]) {
         const cell = reciprocalGated(config);
         const params = cell.init(key(11), shape);
         const pl = leaves(params);
@@ -98,7 +108,7 @@ describe('reciprocalGated', () => {
 
   it('purity: the same arguments give the same bits twice and are left unchanged', () => {
     scope(() => {
-      const cell = reciprocalGated();
+      const cell = reciprocalGated({ init: HE });
       const params = cell.init(key(5), SHAPE);
       const state = { h: randn(key(6), SHAPE), s: randn(key(7), SHAPE) };
       const x = randn(key(8), SHAPE);
@@ -153,7 +163,7 @@ describe('reciprocalGated', () => {
   it('keeps the input shape and validates config and arguments', () => {
     const cell = reciprocalGated();
     expect(cell.kind).toBe('rgc');
-    expect(cell.config).toEqual({ kernelSize: 3, separable: false, init: { kind: 'he', scale: 1 }, gateBias: false, gateBiasInit: 0 });
+    expect(cell.config).toEqual({ kernelSize: 3, separable: false, init: { kind: 'constant', value: 0 }, gateBias: false, gateBiasInit: 0 });
     expect(cell.outputShape([2, 5, 3, 4])).toEqual([2, 5, 3, 4]);
     expect(() => reciprocalGated({ kernelSize: 0 })).toThrow(/config\.kernelSize/);
     expect(() => reciprocalGated({ kernelsize: 3 } as RgcConfig)).toThrow(ConfigError);

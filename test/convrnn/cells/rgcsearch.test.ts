@@ -51,7 +51,8 @@ function searchRef(cfg: RgcSearchSpec, p: RgcSearchParams, st: { h: Arr; s: Arr 
 const bits = (t: Tensor): number[] => Array.from(t.toArray());
 
 describe('rgcSearch', () => {
-  it.each([{}, { separable: true }, { kernelSize: 1 }, { kernelSize: 5, gateBias: true, gateBiasInit: -0.4 }] as RgcConfig[])(
+  const HE = { kind: 'he', scale: 1 } as const;
+  it.each([{}, { init: HE }, { separable: true, init: HE }, { kernelSize: 1, init: HE }, { kernelSize: 5, gateBias: true, gateBiasInit: -0.4, init: HE }] as RgcConfig[])(
     'the RGC as a search point (%j) gives the RGC bit for bit: same init from the same key, same steps with the mapped params',
     (rgcConfig) => {
       scope(() => {
@@ -111,6 +112,7 @@ describe('rgcSearch', () => {
       gate: vArb,
       activation: fc.constantFrom('elu' as const, 'tanh' as const, 'sigmoid' as const),
       gateBias: fc.boolean(),
+      init: fc.constant({ kind: 'he', scale: 1 } as const),
     })
     .filter((c) => !((c.gateA.inputs!.includes('s') || c.tauA.inputs!.includes('s')) && (c.gateB.inputs!.includes('h') || c.tauB.inputs!.includes('h'))));
 
@@ -162,6 +164,7 @@ describe('rgcSearch', () => {
           activation: 'tanh',
           gateBias: true,
           gateBiasInit: 0.1,
+          init: { kind: 'he', scale: 1 },
         },
         [2, 2, 2, 3],
       ],
@@ -173,6 +176,7 @@ describe('rgcSearch', () => {
           gateB: { inputs: ['h'], affine: 'separable', kernelSize: 3 },
           tauB: { inputs: ['sPrev', 'h', 'below'], affine: 'conv1x1' },
           activation: 'sigmoid',
+          init: { kind: 'he', scale: 1 },
         },
         [2, 4, 4, 1],
       ],
