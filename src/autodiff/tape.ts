@@ -6,8 +6,13 @@
  * is nothing special: an unrolled loop is recorded like any other code.
  *
  * Memory: cotangents are reference-counted during the backward pass and freed
- * as soon as nothing needs them; forward values are freed by the scope that
- * `grad` and `valueAndGrad` run in.
+ * as soon as nothing needs them. So are the forward values the traced function
+ * made and did not return: each is freed once no tape node that is still to be
+ * processed lists it as an input or output, so the backward pass frees the
+ * activations of late steps while it makes the cotangents of earlier ones.
+ * Arguments, tensors made before the trace and everything f returns are never
+ * freed here; a view shares its block by reference count, so freeing a tensor
+ * never frees the memory of a view that is still in use.
  */
 import { observe, type Rule } from '../tensor/primitive.js';
 import { Tensor, scope, nextTensorId, checkTensor } from '../tensor/tensor.js';
@@ -26,6 +31,9 @@ interface Node {
 class Tape {
   readonly nodes: Node[] = [];
   readonly traced = new Set<Tensor>();
+  /** Tensors with ids in [firstId, endId) were made while the function ran. */
+  readonly firstId = nextTensorId();
+  endId = 0; // set when the function returns
 }
 
 let tracing = false;
@@ -52,14 +60,43 @@ function trace<T>(fn: () => T, inputs: readonly Tensor[], caller: string): [T, T
   try {
     return [fn(), tape];
   } finally {
+    tape.endId = nextTensorId();
     tracing = false;
     observe(prev);
   }
 }
 
-/** Cotangents of `wrt` given cotangents `seeds` of `outs`; zeros where a tensor does not reach the outputs. */
-function backward(tape: Tape, outs: readonly Tensor[], seeds: readonly Tensor[], wrt: readonly Tensor[]): Tensor[] {
-  const firstNew = nextTensorId(); // tensors below this id are forward values: never freed here
+/**
+ * For each tensor the traced function made (indexed by id − firstId), the
+ * number of tape nodes that list it as an input or output; −1 for those in
+ * `keep` (f's results), which are never freed.
+ */
+function forwardUses(tape: Tape, keep: ReadonlySet<Tensor>): Int32Array {
+  const uses = new Int32Array(tape.endId - tape.firstId);
+  const count = (t: Tensor): void => {
+    if (t.id >= tape.firstId && t.id < tape.endId) uses[t.id - tape.firstId]++;
+  };
+  for (const node of tape.nodes) {
+    for (const x of node.inputs) count(x);
+    count(node.out);
+  }
+  for (const t of keep) if (t.id >= tape.firstId && t.id < tape.endId) uses[t.id - tape.firstId] = -1;
+  return uses;
+}
+
+/**
+ * Cotangents of `wrt` given cotangents `seeds` of `outs`; zeros where a tensor
+ * does not reach the outputs. Frees the forward values the function made as
+ * soon as no remaining node needs them, except those in `keep` (f's results).
+ */
+function backward(
+  tape: Tape,
+  outs: readonly Tensor[],
+  seeds: readonly Tensor[],
+  wrt: readonly Tensor[],
+  keep: ReadonlySet<Tensor>,
+): Tensor[] {
+  const firstNew = nextTensorId(); // tensors below this id are not cotangents made here
   const ct = new Map<Tensor, Tensor>();
   const holds = new Map<Tensor, number>();
   const hold = (t: Tensor): void => void holds.set(t, (holds.get(t) ?? 0) + 1);
@@ -83,31 +120,40 @@ function backward(tape: Tape, outs: readonly Tensor[], seeds: readonly Tensor[],
     hold(g);
     release(g);
   };
+  const uses = forwardUses(tape, keep);
+  const used = (t: Tensor): void => {
+    if (t.id < tape.firstId || t.id >= tape.endId) return;
+    // A vjp may hand a forward value on as a cotangent; then the scope frees it.
+    if (--uses[t.id - tape.firstId] === 0 && !holds.has(t)) t.dispose();
+  };
 
   outs.forEach((o, i) => tape.traced.has(o) && accumulate(o, seeds[i]));
   for (let i = tape.nodes.length - 1; i >= 0; i--) {
     const node = tape.nodes[i];
     const g = ct.get(node.out);
-    if (g === undefined) continue;
-    ct.delete(node.out);
-    const needs = node.inputs.map((x) => tape.traced.has(x));
-    const grads = node.rule.vjp(g, node.inputs, node.out, node.params, needs);
-    for (let j = 0; j < node.inputs.length; j++) {
-      const x = node.inputs[j];
-      const gx = grads[j];
-      if (gx === null || gx === undefined) continue;
-      if (!sameShape(gx.shape, x.shape)) {
-        throw new ShapeError(
-          `internal: vjp of ${node.rule.name} returned a cotangent of shape [${gx.shape}] for input ${j} of shape [${x.shape}]`,
-        );
+    if (g !== undefined) {
+      ct.delete(node.out);
+      const needs = node.inputs.map((x) => tape.traced.has(x));
+      const grads = node.rule.vjp(g, node.inputs, node.out, node.params, needs);
+      for (let j = 0; j < node.inputs.length; j++) {
+        const x = node.inputs[j];
+        const gx = grads[j];
+        if (gx === null || gx === undefined) continue;
+        if (!sameShape(gx.shape, x.shape)) {
+          throw new ShapeError(
+            `internal: vjp of ${node.rule.name} returned a cotangent of shape [${gx.shape}] for input ${j} of shape [${x.shape}]`,
+          );
+        }
+        if (tape.traced.has(x)) accumulate(x, gx);
+        else {
+          hold(gx);
+          release(gx);
+        }
       }
-      if (tape.traced.has(x)) accumulate(x, gx);
-      else {
-        hold(gx);
-        release(gx);
-      }
+      release(g);
     }
-    release(g);
+    for (const x of node.inputs) used(x);
+    used(node.out);
   }
   // One tensor object per result, so a caller may dispose each independently.
   const seen = new Set<Tensor>();
@@ -175,7 +221,7 @@ export function valueAndGrad<A extends unknown[], N extends number | readonly nu
         loss = scalarOutput('valueAndGrad', result[0]);
       } else loss = scalarOutput('valueAndGrad', result);
       const seed = ones(loss.shape);
-      const flat = backward(tape, [loss], [seed], wrt);
+      const flat = backward(tape, [loss], [seed], wrt, new Set(leaves(result)));
       let at = 0;
       const trees = wrtTrees.map((t) => {
         const n = leaves(t).length;
@@ -204,8 +250,10 @@ export function grad<A extends unknown[], N extends number | readonly number[] =
 /**
  * `vjp(f, ...args)` returns `[out, pullback]`: f's output (any pytree) and a
  * function from a cotangent pytree shaped like `out` to the cotangents of all
- * arguments. The recorded intermediates stay alive until `pullback` runs (once);
- * run both inside a `scope` to free everything else.
+ * arguments. The recorded intermediates stay alive until `pullback` runs (once),
+ * which frees them, and the tensors f made that they were computed from, as the
+ * backward pass leaves them behind; f's outputs stay. Run both inside a `scope`
+ * to free everything else.
  */
 export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...args: A): [R, (cotangent: R) => A] {
   checkArgs('vjp', args, args.map((_, i) => i).filter((i) => leaves(args[i]).length > 0));
@@ -226,8 +274,8 @@ export function vjp<A extends unknown[], R>(f: (...args: A) => R, ...args: A): [
         throw new ShapeError(`vjp: cotangent leaf ${i} has shape [${s.shape}], the output leaf has [${outs[i].shape}]`);
       }
     });
-    const flat = backward(tape, outs, seeds, wrt);
     const keep = new Set(outs);
+    const flat = backward(tape, outs, seeds, wrt, keep);
     for (const node of tape.nodes) if (!keep.has(node.out)) node.out.dispose();
     let at = 0;
     return args.map((a) => unflatten(a, flat.slice(at, (at += leaves(a).length)))) as A;

@@ -46,6 +46,7 @@ export function alloc(bytes: number): number {
   const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
   let ptr = popBin(size);
   if (ptr < 0) ptr = bump(size);
+  if (ptr < 0) ptr = bestFit(size); // merging every free block costs more than it saves when a fit exists
   if (ptr < 0) {
     coalesce();
     ptr = bestFit(size);

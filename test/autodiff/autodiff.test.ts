@@ -6,7 +6,11 @@ import { apply, defineRule, observe } from '../../src/tensor/primitive.js';
 import { heapF32 } from '../../src/tensor/heap.js';
 import { add, mul, sub } from '../../src/tensor/ops/binary.js';
 import { sum } from '../../src/tensor/ops/reduce.js';
-import { exp, tanh } from '../../src/tensor/ops/unary.js';
+import { elu, exp, tanh } from '../../src/tensor/ops/unary.js';
+import { reshape } from '../../src/tensor/ops/shape.js';
+import { conv2d } from '../../src/tensor/ops/conv2d.js';
+import { sigmoidGate } from '../../src/tensor/ops/gates.js';
+import { maxPool } from '../../src/tensor/ops/pool.js';
 import { key, split } from '../../src/tensor/random.js';
 import { ValueError } from '../../src/tensor/errors.js';
 
@@ -157,6 +161,128 @@ describe('memory', () => {
       w.dispose();
       w = next;
     }
+    expect(memory()).toEqual(before);
+  });
+});
+
+describe('backward pass memory', () => {
+  // A copy of x whose vjp notes the live heap bytes when the backward pass reaches it.
+  const seen: number[] = [];
+  const probeRule = defineRule('testProbe', {
+    forward([x]) {
+      const out = empty(x.shape);
+      heapF32().copyWithin(out.ptr >>> 2, x.ptr >>> 2, (x.ptr >>> 2) + x.size);
+      return out;
+    },
+    vjp(g) {
+      seen.push(memory().bytes);
+      return [g];
+    },
+  });
+  const probe = (x: Tensor) => apply(probeRule, [x], undefined);
+  const bits = (ts: Tensor[]) => ts.map((t) => Buffer.from(t.toArray().buffer).toString('hex'));
+
+  it('frees each activation of a long chain once the backward pass has left it behind', () => {
+    const n = 256; // 1 KiB per activation
+    const x = randn(key(4), [n], 0.5);
+    const depth = 40;
+    const f = (x: Tensor) => {
+      let h = probe(x);
+      for (let i = 0; i < depth; i++) h = tanh(i === depth / 2 ? probe(h) : h);
+      return sum(h);
+    };
+    seen.length = 0;
+    const before = memory().bytes;
+    scope(() => void grad(f)(x));
+    expect(memory().bytes).toBe(before);
+    const activations = (depth + 2) * n * 4;
+    const [atMiddle, atStart] = seen.map((b) => b - before);
+    // At the chain's midpoint only the first half (which the rest of the backward pass still reads) is alive ...
+    expect(atMiddle).toBeGreaterThanOrEqual((depth / 2) * n * 4);
+    expect(atMiddle).toBeLessThan((depth / 2 + 4) * n * 4);
+    // ... and at its start, a few tensors: far below the sum of the activations kept alive to the end.
+    expect(atStart).toBeLessThan(4 * n * 4);
+    expect(atStart).toBeLessThan(activations / 10);
+  });
+
+  it('gives bit-identical values and gradients (BPTT through a conv cell) whether or not every intermediate is kept', () => {
+    const [k1, k2, k3, k4] = split(key(5), 4);
+    const x = randn(k1, [2, 8, 8, 2]);
+    const p = { w: randn(k2, [3, 3, 2, 3], 0.3), a: randn(k3, [3, 3, 3, 3], 0.3), c: randn(k4, [3, 3, 3, 3], 0.3) };
+    // h' = elu((1 - σ(conv_a(h)))·u + (1 - σ(conv_c(h)))·h), u = maxpool(elu(conv_w(x))), over 4 steps.
+    const run = (p: { w: Tensor; a: Tensor; c: Tensor }, keep: (t: Tensor) => Tensor) => {
+      let h: Tensor | undefined;
+      for (let t = 0; t < 4; t++) {
+        const u = keep(maxPool(keep(elu(keep(conv2d(x, p.w, { padding: 'same' })))), { size: 2 }));
+        h ??= mul(u, 0);
+        const ga = keep(sigmoidGate(keep(conv2d(h, p.a, { padding: 'same' })), u));
+        const gc = keep(sigmoidGate(keep(conv2d(h, p.c, { padding: 'same' })), h));
+        h = keep(elu(keep(add(ga, gc))));
+      }
+      return sum(mul(h!, h!));
+    };
+    scope(() => {
+      const [loss, g] = valueAndGrad((q: typeof p) => run(q, (t) => t))(p);
+      const kept: Tensor[] = [];
+      const [[lossKept, all], gKept] = valueAndGrad(
+        (q: typeof p) => [run(q, (t) => (kept.push(t), t)), kept],
+        0,
+        { hasAux: true },
+      )(p);
+      expect(all).toHaveLength(36);
+      expect(bits([loss])).toEqual(bits([lossKept]));
+      expect(bits([g.w, g.a, g.c])).toEqual(bits([gKept.w, gKept.a, gKept.c]));
+      expect(g.w.toArray().some((v) => v !== 0)).toBe(true);
+    });
+  });
+
+  it('keeps returned aux tensors, views of freed intermediates, arguments and outside tensors intact', () => {
+    const [k1, k2] = split(key(6));
+    const x = randn(k1, [64], 0.5);
+    const outside = randn(k2, [64]);
+    const xBits = bits([x, outside]);
+    const f = (x: Tensor) => {
+      const v = tanh(exp(x));
+      const w = mul(v, outside);
+      // v and w are freed during the backward pass; their views and the returned intermediates stay.
+      const aux = { vView: stopGradient(v), wShaped: reshape(w, [8, 8]), v3: mul(v, 3), x, outside };
+      return [sum(mul(w, w)), aux] as const;
+    };
+    scope(() => {
+      const [, expected] = f(x); // the same kernels outside differentiation
+      const want = bits([expected.vView, expected.wShaped, expected.v3]);
+      const [[loss, aux], g] = valueAndGrad(f, 0, { hasAux: true })(x);
+      expect(bits([aux.vView, aux.wShaped, aux.v3])).toEqual(want);
+      expect(aux.x).toBe(x);
+      expect(aux.outside).toBe(outside);
+      expect(bits([x, outside])).toEqual(xBits);
+      expect(loss.disposed || g.disposed).toBe(false);
+    });
+    expect(x.disposed || outside.disposed).toBe(false);
+  });
+
+  it("vjp's pullback keeps every output leaf, also one that later ops read", () => {
+    scope(() => {
+      const x = tensor([0.5, -1, 2]);
+      const [[t, y], pullback] = vjp((x: Tensor) => {
+        const t = tanh(x);
+        return [t, mul(exp(t), t)];
+      }, x);
+      const want = bits([t, y]);
+      const [gx] = pullback([tensor([1, 1, 1]), tensor([1, 0, 2])]);
+      expect(bits([t, y])).toEqual(want);
+      expect(gx.toArray().every(Number.isFinite)).toBe(true);
+    });
+  });
+
+  it('100 steps with aux views of intermediates leak no tensor and no heap byte', () => {
+    const x = randn(key(7), [16], 0.5);
+    const f = (x: Tensor) => {
+      const v = tanh(mul(x, x));
+      return [sum(exp(v)), stopGradient(v)] as const;
+    };
+    const before = memory();
+    for (let i = 0; i < 100; i++) scope(() => void valueAndGrad(f, 0, { hasAux: true })(x));
     expect(memory()).toEqual(before);
   });
 });

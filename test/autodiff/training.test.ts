@@ -1,9 +1,13 @@
 /**
  * Whole training steps: a small conv net under valueAndGrad leaks nothing over
- * 100 steps, and 20 SGD steps give byte-identical parameters on 1 and 2 threads.
+ * 100 steps, frees its activations during the backward pass, and 20 SGD steps
+ * give byte-identical parameters on 1 and 2 threads.
  */
 import { describe, expect, it } from 'vitest';
 import { _testing } from '../../src/tensor/threads.js';
+import { apply, defineRule } from '../../src/tensor/primitive.js';
+import { empty } from '../../src/tensor/tensor.js';
+import { heapF32 } from '../../src/tensor/heap.js';
 import {
   conv2d, elu, maxPool, mean, matmul, add, sub, mul, logSoftmax, oneHot, sum, reciprocalGate, randn, zeros, key, split,
   scope, memory, dispose, valueAndGrad, setThreads, getThreads, type Tensor,
@@ -17,8 +21,8 @@ function init(seed: number): Net {
 }
 
 // Two recurrent steps of a gated cell on a conv feature map, then a linear readout.
-function loss(p: Net, x: Tensor, labels: Int32Array): Tensor {
-  const f = maxPool(elu(conv2d(x, p.w1, { padding: 'same', bias: p.b1 })), { size: 2 });
+function loss(p: Net, x: Tensor, labels: Int32Array, w1 = p.w1): Tensor {
+  const f = maxPool(elu(conv2d(x, w1, { padding: 'same', bias: p.b1 })), { size: 2 });
   let h = zeros(f.shape);
   for (let t = 0; t < 2; t++) h = elu(reciprocalGate(conv2d(h, p.a, { padding: 'same' }), f, conv2d(h, p.c, { padding: 'same' }), h));
   const logits = matmul(mean(h, [1, 2]), p.fc);
@@ -59,6 +63,39 @@ describe('training steps', () => {
     }
     expect(memory()).toEqual(before);
     dispose(p);
+  });
+
+  it("frees the step's activations during the backward pass: when it reaches the first op, little of them is alive", () => {
+    // A copy of w1 as the net's first recorded op: its vjp runs last and notes the live bytes.
+    let atFirstOp = 0;
+    const probe = defineRule('testProbe', {
+      forward([w]) {
+        const out = empty(w.shape);
+        heapF32().copyWithin(out.ptr >>> 2, w.ptr >>> 2, (w.ptr >>> 2) + w.size);
+        return out;
+      },
+      vjp(g) {
+        atFirstOp = memory().bytes;
+        return [g];
+      },
+    });
+    const p = init(2);
+    let forwardEnd = 0;
+    const before = memory().bytes;
+    const [value, g] = scope(() =>
+      valueAndGrad((q: Net) => {
+        const l = loss(q, x, labels, apply(probe, [q.w1], undefined));
+        forwardEnd = memory().bytes;
+        return l;
+      })(p),
+    );
+    const [plainValue, plainG] = valueAndGrad((q: Net) => loss(q, x, labels))(p);
+    expect(bytes(g)).toEqual(bytes(plainG));
+    expect(value.item()).toBe(plainValue.item());
+    const activations = forwardEnd - before;
+    expect(activations).toBeGreaterThan(1 << 20); // conv maps of 8x32x32x16 floats
+    expect(atFirstOp - before).toBeLessThan(activations / 10);
+    dispose([p, value, g, plainValue, plainG]);
   });
 
   it('20 SGD steps give byte-identical parameters on 1 and 2 threads', () => {
