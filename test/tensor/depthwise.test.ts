@@ -242,6 +242,15 @@ describe('depthwiseConv2d against a float64 reference', () => {
     checkCase({ ...base, N: 2, H: 16, W: 16, C: 32, M: 1, sh: 2, sw: 2, seed: 4 });
   });
 
+  it('3x3 stride 1 same at every width 1..12 (border pixels, 4-pixel blocks, the overlapping last block) and channel counts around 4 and 16', () => {
+    const base = { N: 1, H: 3, KH: 3, KW: 3, sh: 1, sw: 1, dh: 1, dw: 1, padding: 'same' as const, M: 1 };
+    for (let W = 1; W <= 12; W++) {
+      for (const C of [1, 4, 15, 16, 17]) checkCase({ ...base, W, C, bias: C % 2 === 1, seed: 100 * W + C });
+    }
+    // Two images: the last row of the first one reads nothing of the second.
+    checkCase({ ...base, N: 2, H: 5, W: 9, C: 20, bias: false, seed: 7 });
+  });
+
   it('explicit padding larger than the filter (rows with no valid tap give the bias)', () => {
     const c: Case = {
       N: 1, H: 2, W: 3, C: 5, M: 2, KH: 2, KW: 2, sh: 1, sw: 2, dh: 1, dw: 1,
