@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { depthwiseConv2d, rules, type DepthwiseOptions, type Padding2d } from '../../src/tensor/ops/depthwise.js';
+import { depthwiseConv2d, rules, type DepthwiseOptions } from '../../src/tensor/ops/depthwise.js';
+import type { Conv2dPadding as Padding2d } from '../../src/tensor/ops/window.js';
 import { tensor, randn } from '../../src/tensor/create.js';
 import { Tensor, scope, empty } from '../../src/tensor/tensor.js';
 import { observe, type Rule } from '../../src/tensor/primitive.js';
@@ -392,12 +393,12 @@ describe('depthwiseConv2d argument checks', () => {
     expect(() => depthwiseConv2d(x, w, { stride: 0 })).toThrow(ValueError);
     expect(() => depthwiseConv2d(x, w, { stride: [1, 1.5] as [number, number] })).toThrow(/stride must be a positive integer or \[h, w\]/);
     expect(() => depthwiseConv2d(x, w, { dilation: -1 })).toThrow(/dilation must be a positive integer/);
-    expect(() => depthwiseConv2d(x, w, { padding: 'full' as never })).toThrow(/padding must be 'same', 'valid', a number/);
-    expect(() => depthwiseConv2d(x, w, { padding: -1 })).toThrow(/padding must be a non-negative integer/);
+    expect(() => depthwiseConv2d(x, w, { padding: 'full' as never })).toThrow(/padding must be 'same', 'valid', a non-negative integer or \[\[top, bottom\], \[left, right\]\], got "full"/);
+    expect(() => depthwiseConv2d(x, w, { padding: -1 })).toThrow(/padding must be 'same', 'valid', a non-negative integer .*, got -1/);
     expect(() => depthwiseConv2d(x, w, { padding: [[1, 1]] as never })).toThrow(ValueError);
   });
   it('rejects a filter larger than the (padded) input', () => {
-    expect(() => depthwiseConv2d(x, w, { dilation: 3 })).toThrow(/the filter spans 7 rows \(size 3, dilation 3\) but the unpadded input has 5/);
+    expect(() => depthwiseConv2d(x, w, { dilation: 3 })).toThrow(/the filter spans 7 rows \(size 3, dilation 3\) but the input has 5/);
     expect(() => depthwiseConv2d(x, randn(key(4), [1, 8, 3, 1]), { padding: 1 })).toThrow(/spans 8 columns .* padded input has 7/);
     expect(depthwiseConv2d(x, randn(key(4), [1, 8, 3, 1]), { padding: 'same' }).shape).toEqual([2, 5, 5, 3]);
   });

@@ -36,7 +36,9 @@ import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { gemmRaw } from './matmul.js';
 
-export type Conv2dPadding = 'same' | 'valid' | number | [[number, number], [number, number]];
+import { pair, windowGeometry, type Conv2dPadding } from './window.js';
+
+export type { Conv2dPadding };
 
 export interface Conv2dOptions {
   /** Stride, one number or [h, w]; default 1. */
@@ -135,29 +137,7 @@ function checkDy(fn: string, dy: Tensor, g: Conv2dGeometry): void {
   }
 }
 
-function pair(fn: string, arg: string, v: unknown): [number, number] {
-  const p = v === undefined ? [1, 1] : typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ValueError(`${fn}: ${arg} must be a positive integer or [h, w] of positive integers, got ${describe(v)}`);
-  }
-  return [p[0], p[1]];
-}
 
-/** Padding before, and the output size, along one axis. */
-function axis(fn: string, name: string, size: number, k: number, s: number, d: number, pad: Conv2dPadding, lo: number, hi: number): [number, number] {
-  const span = (k - 1) * d + 1;
-  if (pad === 'same') {
-    const out = Math.ceil(size / s);
-    const total = Math.max((out - 1) * s + span - size, 0);
-    return [Math.floor(total / 2), out];
-  }
-  const padded = size + lo + hi;
-  if (padded < span) {
-    const what = pad === 'valid' ? `the input has ${size}` : `the padded input has ${padded}`;
-    throw new ShapeError(`${fn}: the filter spans ${span} ${name} (size ${k}, dilation ${d}) but ${what}`);
-  }
-  return [lo, Math.floor((padded - span) / s) + 1];
-}
 
 function geometry(fn: string, xs: readonly number[], ws: readonly number[], opts: Conv2dOptions): Conv2dGeometry {
   if (xs.length !== 4) throw new ShapeError(`${fn}: x must be rank 4 [N, H, W, Cin], got shape ${fmt(xs)}`);
@@ -167,29 +147,9 @@ function geometry(fn: string, xs: readonly number[], ws: readonly number[], opts
   const [N, H, W, Cin] = xs;
   const [KH, KW, WC, Cout] = ws;
   if (WC !== Cin) throw new ShapeError(`${fn}: w has ${WC} input channels, x has ${Cin} (x: ${fmt(xs)}, w: ${fmt(ws)})`);
-  const [sh, sw] = pair(fn, 'stride', opts.stride);
-  const [dh, dw] = pair(fn, 'dilation', opts.dilation);
-  const padding = opts.padding ?? 'valid';
-  let lo: [number, number] = [0, 0];
-  let hi: [number, number] = [0, 0];
-  const bad = () =>
-    new ValueError(`${fn}: padding must be 'same', 'valid', a non-negative integer or [[top, bottom], [left, right]], got ${describe(padding)}`);
-  if (typeof padding === 'number') {
-    if (!Number.isInteger(padding) || padding < 0) throw bad();
-    lo = [padding, padding];
-    hi = [padding, padding];
-  } else if (Array.isArray(padding)) {
-    const ok =
-      padding.length === 2 &&
-      padding.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v) && v >= 0));
-    if (!ok) throw bad();
-    lo = [padding[0][0], padding[1][0]];
-    hi = [padding[0][1], padding[1][1]];
-  } else if (padding !== 'same' && padding !== 'valid') {
-    throw bad();
-  }
-  const [pt, OH] = axis(fn, 'rows', H, KH, sh, dh, padding, lo[0], hi[0]);
-  const [pl, OW] = axis(fn, 'columns', W, KW, sw, dw, padding, lo[1], hi[1]);
+  const [sh, sw] = pair(fn, 'stride', opts.stride, 1);
+  const [dh, dw] = pair(fn, 'dilation', opts.dilation, 1);
+  const { pt, pl, OH, OW } = windowGeometry(fn, [H, W], [KH, KW], [sh, sw], [dh, dw], opts.padding ?? 'valid');
   return { N, H, W, Cin, OH, OW, Cout, KH, KW, sh, sw, dh, dw, pt, pl };
 }
 

@@ -19,13 +19,13 @@ import { parallel } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 
-export type Padding2d = 'same' | 'valid' | number | [[number, number], [number, number]];
+import { pair, windowGeometry, type Conv2dPadding } from './window.js';
 
 export interface DepthwiseOptions {
   /** Stride, one number or [h, w]; default 1. */
   stride?: number | [number, number];
   /** Default 'valid'. */
-  padding?: Padding2d;
+  padding?: Conv2dPadding;
   /** Dilation, one number or [h, w]; default 1. */
   dilation?: number | [number, number];
   /** Bias of C*M channels. */
@@ -52,30 +52,7 @@ interface Geometry {
 
 const fmt = (t: Tensor): string => `[${t.shape.join(', ')}]`;
 
-function pair(fn: string, arg: string, v: unknown, dflt: number): [number, number] {
-  const p = v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ValueError(`${fn}: ${arg} must be a positive integer or [h, w] of positive integers, got ${describe(v)}`);
-  }
-  return [p[0], p[1]];
-}
 
-/** Padding before and the output size along one axis; throws when no output fits. */
-function axis(fn: string, name: string, size: number, k: number, s: number, d: number, pad: Padding2d, lo: number, hi: number): [number, number] {
-  const span = (k - 1) * d + 1;
-  if (pad === 'same') {
-    const out = Math.ceil(size / s);
-    const total = Math.max((out - 1) * s + span - size, 0);
-    return [Math.floor(total / 2), out];
-  }
-  const padded = size + lo + hi;
-  if (padded < span) {
-    throw new ShapeError(
-      `${fn}: the filter spans ${span} ${name} (size ${k}, dilation ${d}) but the ${pad === 'valid' ? 'unpadded' : 'padded'} input has ${padded}`,
-    );
-  }
-  return [lo, Math.floor((padded - span) / s) + 1];
-}
 
 function geometry(fn: string, x: Tensor, w: Tensor, opts: DepthwiseOptions): Geometry {
   if (x.rank !== 4) throw new ShapeError(`${fn}: x must be rank 4 [N, H, W, C], got shape ${fmt(x)}`);
@@ -87,25 +64,7 @@ function geometry(fn: string, x: Tensor, w: Tensor, opts: DepthwiseOptions): Geo
   if (WC !== C) throw new ShapeError(`${fn}: w has ${WC} input channels, x has ${C} (x: ${fmt(x)}, w: ${fmt(w)})`);
   const [sh, sw] = pair(fn, 'stride', opts.stride, 1);
   const [dh, dw] = pair(fn, 'dilation', opts.dilation, 1);
-  const padding = opts.padding ?? 'valid';
-  let lo: [number, number] = [0, 0];
-  let hi: [number, number] = [0, 0];
-  if (typeof padding === 'number') {
-    if (!Number.isInteger(padding) || padding < 0) throw new ValueError(`${fn}: padding must be a non-negative integer, got ${describe(padding)}`);
-    lo = [padding, padding];
-    hi = [padding, padding];
-  } else if (Array.isArray(padding)) {
-    const ok =
-      padding.length === 2 &&
-      padding.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v) && v >= 0));
-    if (!ok) throw new ValueError(`${fn}: padding must be 'same', 'valid', a number or [[top, bottom], [left, right]], got ${describe(padding)}`);
-    lo = [padding[0][0], padding[1][0]];
-    hi = [padding[0][1], padding[1][1]];
-  } else if (padding !== 'same' && padding !== 'valid') {
-    throw new ValueError(`${fn}: padding must be 'same', 'valid', a number or [[top, bottom], [left, right]], got ${describe(padding)}`);
-  }
-  const [pt, OH] = axis(fn, 'rows', H, KH, sh, dh, padding, lo[0], hi[0]);
-  const [pl, OW] = axis(fn, 'columns', W, KW, sw, dw, padding, lo[1], hi[1]);
+  const { pt, pl, OH, OW } = windowGeometry(fn, [H, W], [KH, KW], [sh, sw], [dh, dw], opts.padding ?? 'valid');
   return { N, H, W, C, KH, KW, M, sh, sw, dh, dw, pt, pl, OH, OW };
 }
 

@@ -15,6 +15,7 @@ import { Tensor, checkTensor, empty } from '../tensor.js';
 import { parallel } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
+import { pair, windowGeometry } from './window.js';
 
 export interface PoolOptions {
   /** Window size, a number or [h, w]. */
@@ -42,13 +43,6 @@ interface Geometry {
 
 const fmt = (t: Tensor): string => `[${t.shape.join(', ')}]`;
 
-function pair(fn: string, arg: string, v: unknown): [number, number] {
-  const p = typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(p) || p.length !== 2 || !p.every((d) => Number.isInteger(d) && d >= 1)) {
-    throw new ValueError(`${fn}: ${arg} must be a positive integer or [h, w] of positive integers, got ${describe(v)}`);
-  }
-  return [p[0], p[1]];
-}
 
 function geometry(fn: string, x: Tensor, opts: PoolOptions): Geometry {
   checkTensor(fn, 'x', x);
@@ -60,16 +54,10 @@ function geometry(fn: string, x: Tensor, opts: PoolOptions): Geometry {
   const [sh, sw] = opts.stride === undefined ? [KH, KW] : pair(fn, 'stride', opts.stride);
   const padding = opts.padding ?? 'valid';
   if (padding !== 'same' && padding !== 'valid') throw new ValueError(`${fn}: padding must be 'same' or 'valid', got ${describe(padding)}`);
-  if (padding === 'valid') {
-    if (KH > H || KW > W) {
-      throw new ShapeError(`${fn}: window ${KH}x${KW} is larger than the input ${H}x${W} with 'valid' padding (x: ${fmt(x)})`);
-    }
-    return { N, H, W, C, KH, KW, sh, sw, pt: 0, pl: 0, OH: Math.floor((H - KH) / sh) + 1, OW: Math.floor((W - KW) / sw) + 1 };
+  if (padding === 'valid' && (KH > H || KW > W)) {
+    throw new ShapeError(`${fn}: window ${KH}x${KW} is larger than the input ${H}x${W} with 'valid' padding (x: ${fmt(x)})`);
   }
-  const OH = Math.ceil(H / sh);
-  const OW = Math.ceil(W / sw);
-  const pt = Math.floor(Math.max((OH - 1) * sh + KH - H, 0) / 2);
-  const pl = Math.floor(Math.max((OW - 1) * sw + KW - W, 0) / 2);
+  const { pt, pl, OH, OW } = windowGeometry(fn, [H, W], [KH, KW], [sh, sw], [1, 1], padding);
   return { N, H, W, C, KH, KW, sh, sw, pt, pl, OH, OW };
 }
 
