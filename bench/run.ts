@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
-  randn, tensor, scope, split, key, setThreads, dispose, sum, mul, type Tensor,
+  randn, tensor, scope, split, key, setThreads, startThreads, dispose, sum, mul, type Tensor,
 } from '../src/index.js';
 import { time, emit, rate, round } from './harness.js';
 import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
@@ -141,6 +141,7 @@ if (process.argv.includes('--profile')) {
 
 for (const t of threadCounts) {
   setThreads(t);
+  await startThreads(); // measure t threads, not the caller alone while workers start
   for (const w of workloads) {
     const def = defs[w];
     if (def === undefined) throw new Error(`unknown workload ${w}; known: ${ALL.join(', ')}`);

@@ -2,7 +2,7 @@ export { Tensor, scope, dispose, memory } from './tensor.js';
 export { tensor, scalar, zeros, ones, full, randn, uniform } from './create.js';
 export { Key, key, split, foldIn } from './random.js';
 export { ConvrnnError, ShapeError, ValueError, ConfigError, DataError } from './errors.js';
-export { setThreads, getThreads, WorkerError } from './threads.js';
+export { setThreads, getThreads, startThreads, WorkerError } from './threads.js';
 export { leaves, mapTree } from './tree.js';
 export { primitives, type Primitive } from './primitives.js';
 export { exp, log, sigmoid, tanh, elu, relu, softplus, sqrt, neg, abs, square, reciprocal } from './ops/unary.js';

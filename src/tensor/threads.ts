@@ -84,6 +84,21 @@ function startPool(): void {
   supervisor = sup;
 }
 
+/**
+ * Start the workers now rather than on the first large kernel, and resolve
+ * once every one waits for work (until then the calling thread does all the
+ * shards, so timings taken earlier see fewer threads than were asked for).
+ */
+export async function startThreads(timeoutMs = 30_000): Promise<void> {
+  if (threads === 1) return;
+  if (supervisor === null) startPool();
+  const until = Date.now() + timeoutMs;
+  while (Atomics.load(ch, C.READY) < threads - 1) {
+    if (Date.now() > until) throw new WorkerError(`startThreads: ${threads - 1} workers did not start within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Stop the workers (they restart on the next large kernel). */
 export function stopPool(): void {
   if (supervisor === null) return;

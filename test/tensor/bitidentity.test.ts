@@ -351,7 +351,7 @@ const OPS: Record<string, Spec> = {
 const NOT_OPS = [
   'Tensor', 'scope', 'dispose', 'memory', 'tensor', 'scalar', 'zeros', 'ones', 'full', 'randn', 'uniform',
   'Key', 'key', 'split', 'foldIn', 'ConvrnnError', 'ShapeError', 'ValueError', 'ConfigError', 'DataError',
-  'setThreads', 'getThreads', 'WorkerError', 'leaves', 'mapTree',
+  'setThreads', 'getThreads', 'startThreads', 'WorkerError', 'leaves', 'mapTree',
 ];
 
 // ---- running the cases ---------------------------------------------------------------

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { transpileSources } from '../util/transpile.js';
 import { kernelsPath } from '../../src/tensor/kernels.js';
-import { setThreads, getThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
+import { setThreads, getThreads, startThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
 import { empty } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
 
@@ -18,6 +18,14 @@ describe('thread pool', () => {
     expect(() => setThreads(2.5)).toThrow(/integer/);
     setThreads(3);
     expect(getThreads()).toBe(3);
+  });
+
+  it('startThreads resolves once every worker waits for work', async () => {
+    setThreads(1);
+    await startThreads(); // nothing to start
+    setThreads(3);
+    await startThreads();
+    expect(_testing.readyWorkers()).toBe(2);
   });
 
   it('a sharded kernel covers its whole range exactly once, on workers too', async () => {
