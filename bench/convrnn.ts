@@ -3,9 +3,9 @@
  * gated cells in layers 3–5 (nayebi2022 §A.2.1, §A.3), T = 16 steps with the
  * image off after 12, batch 32, 64x64 RGB, 10 classes; one step = unroll,
  * softmax cross-entropy of the last step's logits, backward through time and
- * an SGD update, on one batch of the built-in shapes (normalised). BN6D uses
- * conduction delays (the papers), BN6S the standard unrolling (every layer
- * every step).
+ * an SGD update (gradients clipped at 0.7), on one batch of the built-in
+ * shapes (normalised). BN6D uses conduction delays (the papers), BN6S the
+ * standard unrolling (every layer every step).
  */
 import { key, tensor, scope, dispose, valueAndGrad, nn, baseNet6, buildModel, type NetworkParams } from '../src/index.js';
 import { time, round } from './harness.js';
@@ -18,7 +18,8 @@ export function baseNetStep(wiring: 'delays' | 'standard'): Record<string, unkno
   const data = nn.proceduralDataset({ count: B, size, classes, variation: 'medium', seed: 1 });
   const x = tensor(nn.normalizeImages(data), data.shape);
   const labels = data.labels;
-  const opt = nn.sgd({ lr: 0.01, momentum: 0.9 });
+  // The papers' optimizer: SGD with momentum 0.9, lr 0.01, gradients clipped at 0.7 (nayebi2022 §A.1.3, §A.4.1).
+  const opt = nn.withGradTransforms(nn.sgd({ lr: 0.01, momentum: 0.9 }), nn.clipByValue(0.7));
   let state = opt.init(params);
   const losses: number[] = [];
   const step = () => {
