@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { DataError, ShapeError, ValueError, describe } from '../../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
-import { HOST_LITTLE_ENDIAN, swapBytes } from './endian.js';
+import { HOST_LITTLE_ENDIAN, elementType, swapBytes } from './binary.js';
 
 export type NpyDtype = 'float32' | 'float64' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'uint32' | 'bool';
 
@@ -56,23 +56,10 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 const GROWTH_AXIS_MAX_DIGITS = 21;
 const ARRAY_ALIGN = 64;
 
-/** The dtype of a typed array, or undefined for unsupported values. Uint8Array means uint8, never bool. */
-function inferDtype(data: unknown): NpyDtype | undefined {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
-  if (data instanceof Int8Array) return 'int8';
-  if (data instanceof Int16Array) return 'int16';
-  if (data instanceof Int32Array) return 'int32';
-  if (data instanceof BigInt64Array) return 'int64';
-  if (data instanceof Uint8Array) return 'uint8';
-  if (data instanceof Uint16Array) return 'uint16';
-  if (data instanceof Uint32Array) return 'uint32';
-  return undefined;
-}
 
 /** Check `data`/`dtype` agree and return the dtype to use. */
 function resolveDtype(fn: string, data: unknown, dtype: unknown): NpyDtype {
-  const inferred = inferDtype(data);
+  const inferred: NpyDtype | undefined = elementType(data);
   if (inferred === undefined) {
     throw new ValueError(`${fn}: data must be a Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, BigInt64Array, Uint8Array, Uint16Array or Uint32Array, got ${describe(data)}`);
   }

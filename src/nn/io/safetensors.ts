@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { DataError, ShapeError, ValueError, describe } from '../../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import type { NpyData } from './npy.js';
-import { HOST_LITTLE_ENDIAN, swapBytes } from './endian.js';
+import { HOST_LITTLE_ENDIAN, elementType, swapBytes, type ElementType } from './binary.js';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I8' | 'I16' | 'I32' | 'I64' | 'U8' | 'U16' | 'U32' | 'BOOL';
 
@@ -38,17 +38,13 @@ const UNSUPPORTED = ['F16', 'BF16', 'U64', 'F8_E4M3', 'F8_E5M2'];
 
 const METADATA_KEY = '__metadata__';
 
+const SAFETENSORS_NAME: Record<ElementType, SafetensorsDtype> = {
+  float32: 'F32', float64: 'F64', int8: 'I8', int16: 'I16', int32: 'I32', int64: 'I64', uint8: 'U8', uint16: 'U16', uint32: 'U32',
+};
+
 function dtypeOf(data: unknown): SafetensorsDtype | undefined {
-  if (data instanceof Float32Array) return 'F32';
-  if (data instanceof Float64Array) return 'F64';
-  if (data instanceof Int8Array) return 'I8';
-  if (data instanceof Int16Array) return 'I16';
-  if (data instanceof Int32Array) return 'I32';
-  if (data instanceof BigInt64Array) return 'I64';
-  if (data instanceof Uint8Array) return 'U8';
-  if (data instanceof Uint16Array) return 'U16';
-  if (data instanceof Uint32Array) return 'U32';
-  return undefined;
+  const t = elementType(data);
+  return t === undefined ? undefined : SAFETENSORS_NAME[t];
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
