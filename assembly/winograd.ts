@@ -363,17 +363,31 @@ export function winograd_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
  * y[n, oh, ow, co] = Σ x[n, oh - pt + kh, ow - pl + kw, ci] · w[kh, kw, ci, co]
  * with respect to w, given x[N, H, W, Cin] and dy[N, OH, OW, Cout]. The sum over
  * 2x2 tiles of dy runs in the transformed domain in tile order, in blocks fixed
- * by the shape. Range over input channels ci in [0, Cin).
+ * by the shape. dw is cut into blocks of cg input x og output channels (cg a
+ * multiple of 4, og of 8, or the whole side), numbered input-major; range over blocks.
  */
 export function winograd_filter_grad(
   x: usize, dy: usize, dw: usize,
-  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
+  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32, cg: i32, og: i32,
   begin: i32, end: i32, scratch: usize,
 ): void {
-  if (begin >= end) return;
+  const groups = (Cout + og - 1) / og;
+  for (let u = begin; u < end; u++) {
+    const ci = (u / groups) * cg;
+    const co = (u % groups) * og;
+    filterGrad2(x, dy, dw, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, min(Cin, ci + cg), co, min(Cout, co + og), scratch);
+  }
+}
+
+/** winograd_filter_grad for input channels [begin, end) and output channels [co0, co1). */
+function filterGrad2(
+  x: usize, dy: usize, dw: usize,
+  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
+  begin: i32, end: i32, co0: i32, co1: i32, scratch: usize,
+): void {
   const bt = bwfBlock(Cin, Cout);
-  const coutP = (Cout + 7) & ~7;
-  const np = coutP >> 3;
+  const np = (co1 - co0 + 7) >> 3;
+  const coutP = np << 3; // the range's output channels, padded to 8
   const nc = end - begin;
   const nq = (nc + 3) >> 2;
   const xc = nq << 2; // channels of the range, padded to 4
@@ -413,7 +427,7 @@ export function winograd_filter_grad(
         const ci = begin + 4 * q;
         inputTransform(ptab, <usize>ci << 2, min(4, Cin - ci), xt + <usize>q * qs, xs);
       }
-      // dy tile: Gd dy Gdᵀ for every output channel (zero past Cout, up to the panel).
+      // dy tile: Gd dy Gdᵀ for the range's output channels (zero past them, up to the panel).
       const d00 = dy + <usize>((n * OH + oh) * OW + ow) * pixD;
       const two_r = oh + 1 < OH;
       const two_c = ow + 1 < OW;
@@ -422,8 +436,8 @@ export function winograd_filter_grad(
       const d11 = two_r && two_c ? d00 + <usize>(OW + 1) * pixD : zero;
       const dt = Dt + (<usize>t << 5);
       for (let c = 0; c < coutP; c += 4) {
-        const nv = max(0, min(4, Cout - c));
-        const off = <usize>c << 2;
+        const nv = max(0, min(4, co1 - co0 - c));
+        const off = <usize>(co0 + c) << 2;
         const o = dt + <usize>(c >> 3) * ps + (<usize>(c & 4) << 2);
         const a0 = loadN(d00 + off, nv), a1 = loadN(d01 + off, nv);
         const b0 = loadN(d10 + off, nv), b1 = loadN(d11 + off, nv);
@@ -470,8 +484,8 @@ export function winograd_filter_grad(
   for (let i = 0; i < nc; i++) {
     const mrow = Macc + <usize>i * rD;
     const wrow = dw + <usize>(begin + i) * ldw;
-    for (let c = 0; c < Cout; c += 4) {
-      const nv = min(4, Cout - c);
+    for (let c = 0; c < co1 - co0; c += 4) {
+      const nv = min(4, co1 - co0 - c);
       const m = mrow + (<usize>c << 2);
       let q0 = v128.load(m), q1 = v128.load(m + ms), q2 = v128.load(m + 2 * ms), q3 = v128.load(m + 3 * ms);
       const s00 = f32x4.add(f32x4.add(q0, q1), q2), s01 = f32x4.sub(q1, q2), s02 = f32x4.sub(f32x4.add(q1, q2), q3);
@@ -481,7 +495,7 @@ export function winograd_filter_grad(
       const s20 = f32x4.add(f32x4.add(q0, q1), q2), s21 = f32x4.sub(q1, q2), s22 = f32x4.sub(f32x4.add(q1, q2), q3);
       q0 = v128.load(m + 12 * ms); q1 = v128.load(m + 13 * ms); q2 = v128.load(m + 14 * ms); q3 = v128.load(m + 15 * ms);
       const s30 = f32x4.add(f32x4.add(q0, q1), q2), s31 = f32x4.sub(q1, q2), s32 = f32x4.sub(f32x4.add(q1, q2), q3);
-      const o = wrow + (<usize>c << 2);
+      const o = wrow + (<usize>(co0 + c) << 2);
       storeN(o, f32x4.add(f32x4.add(s00, s10), s20), nv);
       storeN(o + tap, f32x4.add(f32x4.add(s01, s11), s21), nv);
       storeN(o + 2 * tap, f32x4.add(f32x4.add(s02, s12), s22), nv);
@@ -772,17 +786,31 @@ export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
 /**
  * dw[3, 3, Cin, Cout] as winograd_filter_grad, by F(3x3, 4x4): 4x4 tiles of dy
  * against 6x6 tiles of x, summed over the batch in the transformed domain in
- * tile order, in blocks fixed by the shape. Range over input channels ci in [0, Cin).
+ * tile order, in blocks fixed by the shape. dw is cut into blocks of cg input x og output channels (cg a
+ * multiple of 4, og of 8, or the whole side), numbered input-major; range over blocks.
  */
 export function winograd4_filter_grad(
   x: usize, dy: usize, dw: usize,
-  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
+  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32, cg: i32, og: i32,
   begin: i32, end: i32, scratch: usize,
 ): void {
-  if (begin >= end) return;
+  const groups = (Cout + og - 1) / og;
+  for (let u = begin; u < end; u++) {
+    const ci = (u / groups) * cg;
+    const co = (u % groups) * og;
+    filterGrad4(x, dy, dw, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, min(Cin, ci + cg), co, min(Cout, co + og), scratch);
+  }
+}
+
+/** winograd4_filter_grad for input channels [begin, end) and output channels [co0, co1). */
+function filterGrad4(
+  x: usize, dy: usize, dw: usize,
+  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
+  begin: i32, end: i32, co0: i32, co1: i32, scratch: usize,
+): void {
   const bt = bwf4Block(Cin, Cout);
-  const coutP = (Cout + 7) & ~7;
-  const np = coutP >> 3;
+  const np = (co1 - co0 + 7) >> 3;
+  const coutP = np << 3; // the range's output channels, padded to 8
   const nc = end - begin;
   const nq = (nc + 3) >> 2;
   const xc = nq << 2; // channels of the range, padded to 4
@@ -822,7 +850,7 @@ export function winograd4_filter_grad(
         const ci = begin + 4 * q;
         inputTransform6(ptab, <usize>ci << 2, min(4, Cin - ci), xt + <usize>q * qs, xs, tmp);
       }
-      // dy tile: G̃ dy G̃ᵀ for every output channel (zero past Cout, up to the panel).
+      // dy tile: G̃ dy G̃ᵀ for the range's output channels (zero past them, up to the panel).
       // Pointers to its 4x4 pixels (zero outside dy) reuse the table.
       for (let i = 0; i < 4; i++) {
         for (let j = 0; j < 4; j++) {
@@ -832,8 +860,8 @@ export function winograd4_filter_grad(
       }
       const dt = Dt + (<usize>t << 5);
       for (let c = 0; c < coutP; c += 4) {
-        const nv = max(0, min(4, Cout - c));
-        const off = <usize>c << 2;
+        const nv = max(0, min(4, co1 - co0 - c));
+        const off = <usize>(co0 + c) << 2;
         for (let i = 0; i < 4; i++) {
           const p = ptab + <usize>(16 * i);
           gt6(tload(p, off, nv, 0), tload(p, off, nv, 1), tload(p, off, nv, 2), tload(p, off, nv, 3), tmp + <usize>(96 * i), 16);
@@ -867,8 +895,8 @@ export function winograd4_filter_grad(
   for (let i = 0; i < nc; i++) {
     const mrow = Macc + <usize>i * rD;
     const wrow = dw + <usize>(begin + i) * ldw;
-    for (let c = 0; c < Cout; c += 4) {
-      const nv = min(4, Cout - c);
+    for (let c = 0; c < co1 - co0; c += 4) {
+      const nv = min(4, co1 - co0 - c);
       const m = mrow + (<usize>c << 2);
       for (let a = 0; a < 6; a++) {
         const r = m + <usize>(6 * a) * ms;
@@ -878,7 +906,7 @@ export function winograd4_filter_grad(
           tmp + <usize>(48 * a), 16,
         );
       }
-      const o = wrow + (<usize>c << 2);
+      const o = wrow + (<usize>(co0 + c) << 2);
       for (let k = 0; k < 3; k++) {
         const q = tmp + <usize>(16 * k);
         ad3(v128.load(q), v128.load(q, 48), v128.load(q, 96), v128.load(q, 144), v128.load(q, 192), v128.load(q, 240), tmp + 320, 16);

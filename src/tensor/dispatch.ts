@@ -37,12 +37,17 @@ export interface ParallelOptions {
   scratchBytes?: number;
 }
 
+/** The threads a job of `flops` would run on: 1 below the parallel threshold. */
+export function threadsFor(flops: number): number {
+  return flops >= PARALLEL_MIN_FLOPS ? getThreads() : 1;
+}
+
 /** Run `kernel(...args, begin, end, scratch)` over [0, total), split over threads when it pays. */
 export function parallel(kernel: RangeKernel, args: readonly number[], total: number, opts: ParallelOptions): void {
   if (total <= 0) return;
   const grain = opts.grain ?? 1;
   const bytes = opts.scratchBytes ?? 0;
-  if (getThreads() > 1 && total > grain && total * opts.cost >= PARALLEL_MIN_FLOPS) {
+  if (total > grain && threadsFor(total * opts.cost) > 1) {
     runSharded(kernel, args, total, grain, bytes);
     return;
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
+import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, filterGradBlocks, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
 import { randn } from '../../src/tensor/create.js';
 import { Tensor, scope } from '../../src/tensor/tensor.js';
 import { alloc, free, heapF32 } from '../../src/tensor/heap.js';
@@ -236,9 +236,10 @@ function inputParts(t: Tile, c: Case, dy: Tensor, upT: number, parts: [number, n
   );
 }
 
-function gradParts(t: Tile, c: Case, x: Tensor, dy: Tensor, parts: [number, number][]): Float32Array {
+/** The filter gradient in blocks of cg input x og output channels (default one block), over ranges of blocks. */
+function gradParts(t: Tile, c: Case, x: Tensor, dy: Tensor, parts: [number, number][], cg = c.Cin, og = c.Cout): Float32Array {
   return runRanges(9 * c.Cin * c.Cout, kernels(t).gradScratch(c.Cin, c.Cout), parts, (o, b, e, s) =>
-    kernels(t).grad(x.ptr, dy.ptr, o, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, b, e, s),
+    kernels(t).grad(x.ptr, dy.ptr, o, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, b, e, s),
   );
 }
 
@@ -250,7 +251,7 @@ function allThree(t: Tile, c: Case, v: Inputs): { y: Float32Array; dx: Float32Ar
     return {
       y: forwardParts(t, c, v.x, up, v.b?.ptr ?? 0, [[0, tileRows(t, c.N, c.OH)]]),
       dx: inputParts(t, c, v.dy, upT, [[0, tileRows(t, c.N, c.H)]]),
-      dw: gradParts(t, c, v.x, v.dy, [[0, c.Cin]]),
+      dw: gradParts(t, c, v.x, v.dy, [[0, 1]]),
     };
   } finally {
     free(up);
@@ -370,9 +371,9 @@ describe('Winograd kernels against a float64 reference', () => {
 });
 
 describe('Winograd kernels are deterministic under any range split', () => {
-  it('filter transforms, forward, input gradient and filter gradient give the same bytes for one range and random ranges', () => {
+  it('filter transforms, forward, input gradient and filter gradient (in blocks of channels) give the same bytes for one range and random ranges', () => {
     fc.assert(
-      fc.property(tileArb, caseArb, cutsArb, (t, c, cuts) =>
+      fc.property(tileArb, caseArb, cutsArb, fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })), (t, c, cuts, blocks) =>
         scope(() => {
           const { x, w, b, dy } = inputs(c);
           for (const flip of [0, 1] as const) {
@@ -388,8 +389,10 @@ describe('Winograd kernels are deterministic under any range split', () => {
             const rowsT = tileRows(t, c.N, c.H);
             const dx1 = inputParts(t, c, dy, upT, [[0, rowsT]]);
             expect(bytes(inputParts(t, c, dy, upT, ranges(rowsT, cuts)))).toEqual(bytes(dx1));
-            const dw1 = gradParts(t, c, x, dy, [[0, c.Cin]]);
-            expect(bytes(gradParts(t, c, x, dy, ranges(c.Cin, cuts)))).toEqual(bytes(dw1));
+            const dw1 = gradParts(t, c, x, dy, [[0, 1]]);
+            const [cg, og] = [4 * blocks[0], 8 * blocks[1]];
+            const units = Math.ceil(c.Cin / cg) * Math.ceil(c.Cout / og);
+            expect(bytes(gradParts(t, c, x, dy, ranges(units, cuts), cg, og))).toEqual(bytes(dw1));
           } finally {
             free(up);
             free(upT);
@@ -422,6 +425,27 @@ describe('conv2d takes the Winograd path where it pays', () => {
     expect(winogradPaths(geo(8, 3, 3, 64, 64, 1))).toEqual({ forward: 0, input: 0, filter: 0 });
     expect(winogradPaths(geo(8, 16, 16, 512, 512, 1))).toEqual({ forward: 0, input: 0, filter: 0 });
     expect(winogradPaths(geo(8, 16, 16, 256, 512, 1))).toEqual({ forward: 4, input: 4, filter: 4 });
+  });
+
+  it('cuts the filter gradient into at most one block of channels per thread, whole on one thread, on the side whose repeated transform costs less', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 16 }), (Cin, Cout, threads) => {
+        const { cg, og, units } = filterGradBlocks(Cin, Cout, threads);
+        expect(units).toBe(Math.ceil(Cin / cg) * Math.ceil(Cout / og));
+        expect(units).toBeLessThanOrEqual(threads);
+        if (units > 1) {
+          expect(cg % 4 === 0 && og % 8 === 0).toBe(true);
+          // No empty block: the last block of each side holds channels.
+          expect(Cin - (Math.ceil(Cin / cg) - 1) * cg).toBeGreaterThan(0);
+          expect(Cout - (Math.ceil(Cout / og) - 1) * og).toBeGreaterThan(0);
+        }
+        if (threads === 1) expect(units).toBe(1);
+      }),
+    );
+    expect(filterGradBlocks(3, 32, 2)).toEqual({ cg: 4, og: 16, units: 2 }); // x has one group of 4: cut dy
+    expect(filterGradBlocks(64, 8, 2)).toEqual({ cg: 32, og: 8, units: 2 }); // dy has one panel: cut x
+    expect(filterGradBlocks(32, 32, 2)).toEqual({ cg: 16, og: 32, units: 2 }); // x's transform costs more: repeat dy's
+    expect(filterGradBlocks(64, 64, 4).units).toBe(4);
   });
 
   it("conv2d, conv2dBackpropInput and conv2dBackpropFilter return the Winograd kernels' bytes (2x2 and 4x4 tiles)", () => {

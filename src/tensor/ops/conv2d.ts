@@ -31,7 +31,7 @@
 import { Tensor, checkTensor, empty } from '../tensor.js';
 import { alloc, free } from '../heap.js';
 import { K } from '../kernels.js';
-import { parallel } from '../dispatch.js';
+import { parallel, threadsFor } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { gemmRaw } from './matmul.js';
@@ -291,11 +291,12 @@ function backpropFilter(x: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
   const dw = empty(shape);
   const tile = winogradFilter(g);
   if (tile !== 0) {
-    // Shards are ranges of input channels; each transforms all of dy again, so few and wide.
     const four = tile === 4;
-    parallel(four ? 'winograd4_filter_grad' : 'winograd_filter_grad', [x.ptr, dy.ptr, dw.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl], g.Cin, {
-      cost: 2 * (tile + 2) ** 2 * g.N * Math.ceil(g.OH / tile) * Math.ceil(g.OW / tile) * g.Cout,
-      grain: 4 * Math.ceil(g.Cin / 16),
+    const tiles = g.N * Math.ceil(g.OH / tile) * Math.ceil(g.OW / tile);
+    const flops = 2 * (tile + 2) ** 2 * tiles * g.Cin * g.Cout;
+    const { cg, og, units } = filterGradBlocks(g.Cin, g.Cout, threadsFor(flops));
+    parallel(four ? 'winograd4_filter_grad' : 'winograd_filter_grad', [x.ptr, dy.ptr, dw.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl, cg, og], units, {
+      cost: flops / units,
       scratchBytes: four ? K.winograd4_filter_grad_scratch(g.Cin, g.Cout) : K.winograd_filter_grad_scratch(g.Cin, g.Cout),
     });
     return dw;
@@ -306,6 +307,35 @@ function backpropFilter(x: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
     scratchBytes: K.conv2d_backprop_filter_scratch(g.OW, g.Cin, g.Cout),
   });
   return dw;
+}
+
+/**
+ * How the Winograd filter gradient is cut for `threads` threads: into blocks of
+ * cg input x og output channels (multiples of 4 and 8), `units` of them. A block
+ * transforms the tiles of x for its input channels and of dy for its output
+ * channels, so cutting either side repeats the other side's transform; the cut
+ * minimises the slowest thread's work per tile, counted in units of one channel
+ * pair's products: a channel of x costs ~6 of them, a channel of dy ~4 (measured,
+ * 1 thread). Bits do not depend on the cut: every dw element is summed over the
+ * tiles in one order whatever block computes it.
+ */
+export function filterGradBlocks(Cin: number, Cout: number, threads: number): { cg: number; og: number; units: number } {
+  const quads = Math.ceil(Cin / 4);
+  const panels = Math.ceil(Cout / 8);
+  let best = { cg: Cin, og: Cout, units: 1 };
+  let bestSpan = Infinity;
+  for (let gin = 1; gin <= Math.min(quads, threads); gin++) {
+    for (let gout = 1; gin * gout <= threads && gout <= panels; gout++) {
+      const cg = 4 * Math.ceil(quads / gin);
+      const og = 8 * Math.ceil(panels / gout);
+      const units = Math.ceil(Cin / cg) * Math.ceil(Cout / og);
+      const a = Math.min(cg, Cin);
+      const b = Math.min(og, Cout);
+      const span = Math.ceil(units / threads) * (6 * a + 4 * b + a * b);
+      if (span < bestSpan) [best, bestSpan] = [{ cg, og, units }, span];
+    }
+  }
+  return best;
 }
 
 /** Σ of dy over batch and pixels, per output channel, in pixel order. */
