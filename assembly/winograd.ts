@@ -786,8 +786,7 @@ export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
 /**
  * dw[3, 3, Cin, Cout] as winograd_filter_grad, by F(3x3, 4x4): 4x4 tiles of dy
  * against 6x6 tiles of x, summed over the batch in the transformed domain in
- * tile order, in blocks fixed by the shape. dw is cut into blocks of cg input x og output channels (cg a
- * multiple of 4, og of 8, or the whole side), numbered input-major; range over blocks.
+ * tile order. Blocks of dw and the range as for winograd_filter_grad.
  */
 export function winograd4_filter_grad(
   x: usize, dy: usize, dw: usize,
