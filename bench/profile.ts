@@ -8,7 +8,7 @@
  * forward pass, and nothing of the kernels that vjps call directly. The
  * profile therefore times by wrapping, for this one step, the `forward` and
  * `vjp` of every rule in the primitives table (restored afterwards):
- *   - a forward's time goes to its rule;
+ *   - a forward's time goes to its rule (conv2d's includes a fused activation);
  *   - a vjp's own time (less the primitives it applies, which are timed as
  *     forwards) goes to "<rule> vjp": the backward kernels it calls directly;
  *   - conv2d's vjp is split into backprop-input, backprop-filter and the bias
@@ -38,7 +38,8 @@ import { rules as shapeRules } from '../src/tensor/ops/shape.js';
 import { rules as layoutRules } from '../src/tensor/ops/layout.js';
 import { rules as poolRules } from '../src/tensor/ops/pool.js';
 import { rules as depthwiseRules } from '../src/tensor/ops/depthwise.js';
-import { type Conv2dGeometry, type Conv2dOptions } from '../src/tensor/ops/conv2d.js';
+import { type Conv2dGeometry, type Conv2dOptions, type ConvActivation } from '../src/tensor/ops/conv2d.js';
+import { unaryGrad } from '../src/tensor/ops/unary.js';
 import {
   conv2dBackpropInput, conv2dBackpropFilter, valueAndGrad, randn, scope, split, key, dispose, getThreads, type Tensor,
 } from '../src/index.js';
@@ -124,9 +125,23 @@ function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
 type Vjp = Rule<any>['vjp'];
 
 function convParts(
-  t: Timings, dy: Tensor, inputs: readonly Tensor[], g: Conv2dGeometry, needs: readonly boolean[] | undefined, skip: readonly boolean[],
+  t: Timings, g0: Tensor, inputs: readonly Tensor[], y: Tensor, g: Conv2dGeometry & { activation: ConvActivation | null },
+  needs: readonly boolean[] | undefined, skip: readonly boolean[],
 ): (Tensor | null)[] {
   const [x, w, b] = inputs;
+  // A fused activation's derivative first, from the output, as conv2d's vjp takes it.
+  const act = g.activation;
+  const dy = act === null ? g0 : t.time('conv2d activation vjp', () => unaryGrad(act, y, y, g0));
+  try {
+    return convGrads(t, dy, x, w, b, g, needs, skip);
+  } finally {
+    if (dy !== g0) dy.dispose();
+  }
+}
+
+function convGrads(
+  t: Timings, dy: Tensor, x: Tensor, w: Tensor, b: Tensor | undefined, g: Conv2dGeometry, needs: readonly boolean[] | undefined, skip: readonly boolean[],
+): (Tensor | null)[] {
   const opts = optionsOf(g);
   // The gradient of an input nobody differentiates (the image) is timed apart: it is thrown away.
   const input = needs === undefined || needs[0] ? 'conv2d backprop-input' : 'conv2d backprop-input, unneeded';
@@ -152,16 +167,16 @@ let skipsUnneeded = false;
 
 function convVjp(t: Timings, original: Vjp, rule: Rule<any>, check: boolean): Vjp {
   return (...args: Parameters<Vjp>) => {
-    const [dy, inputs, , g, needs] = args;
+    const [dy, inputs, y, g, needs] = args;
     const skip = inputs.map((_, i) => skipsUnneeded && needs !== undefined && !needs[i]);
     if (!check) {
-      const out = convParts(t, dy, inputs, g, needs, skip);
+      const out = convParts(t, dy, inputs, y, g, needs, skip);
       t.lastVjpEnd = now();
       return out;
     }
     const engine = original.apply(rule, args);
     skipsUnneeded ||= engine.some((d, i) => d === null && needs !== undefined && !needs[i]);
-    const parts = convParts(t, dy, inputs, g, needs, inputs.map((_, i) => engine[i] === null));
+    const parts = convParts(t, dy, inputs, y, g, needs, inputs.map((_, i) => engine[i] === null));
     parts.forEach((p, i) => {
       if (bits(p) !== bits(engine[i] ?? null)) {
         throw new Error(`profile: conv2d's vjp split into parts no longer matches src/tensor/ops/conv2d.ts (gradient ${i}, geometry ${JSON.stringify(g)})`);
@@ -223,6 +238,7 @@ const CONV: Record<string, string> = {
   'conv2d backprop-input, unneeded': 'conv backprop-input',
   'conv2d backprop-filter': 'conv backprop-filter',
   'conv2d bias grad': 'conv bias grad',
+  'conv2d activation vjp': 'elementwise',
 };
 const ORDER = [
   'conv forward', 'conv backprop-input', 'conv backprop-filter', 'conv bias grad', 'depthwise conv', 'elementwise', 'gates',

@@ -43,9 +43,9 @@ export function w7Logits(p: W7Params, x: Tensor, T: number): Tensor {
   let h1 = zeros([B, 16, 16, 32]), s1 = h1;
   let h2 = zeros([B, 8, 8, 64]), s2 = h2;
   for (let t = 0; t < T; t++) {
-    const a1 = maxPool(elu(conv2d(x, p.conv1, { padding: 'same', bias: p.b1 })), { size: 2 });
+    const a1 = maxPool(conv2d(x, p.conv1, { padding: 'same', bias: p.b1, activation: 'elu' }), { size: 2 });
     [h1, s1] = rgcStep(p.cell1, a1, h1, s1);
-    const a2 = maxPool(elu(conv2d(h1, p.conv2, { padding: 'same', bias: p.b2 })), { size: 2 });
+    const a2 = maxPool(conv2d(h1, p.conv2, { padding: 'same', bias: p.b2, activation: 'elu' }), { size: 2 });
     [h2, s2] = rgcStep(p.cell2, a2, h2, s2);
   }
   return add(matmul(mean(h2, [1, 2]), p.fc), p.bfc);

@@ -451,14 +451,24 @@ function applyOp(op: OpConfig, params: OpParams, buffers: OpBuffers, x: Tensor, 
 function applyOps(ops: readonly OpConfig[], params: readonly OpParams[], buffers: readonly OpBuffers[], x: Tensor, training: boolean): [Tensor, OpBuffers[]] {
   let y = x;
   let out: OpBuffers[] | null = null;
-  ops.forEach((op, i) => {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    const next = ops[i + 1];
+    // A conv and the elu or relu after it run as one conv2d with the activation
+    // fused: the same bits, and the pre-activation is never kept for the backward pass.
+    if (op.kind === 'conv' && (next?.kind === 'elu' || next?.kind === 'relu')) {
+      const p = params[i] as ConvParams;
+      y = conv2d(y, p.w, { stride: op.stride, padding: op.padding, bias: p.b, activation: next.kind });
+      i++;
+      continue;
+    }
     const [z, b] = applyOp(op, params[i], buffers[i], y, training);
     y = z;
     if (b !== buffers[i]) {
       out ??= buffers.slice();
       out[i] = b;
     }
-  });
+  }
   return [y, out ?? (buffers as OpBuffers[])];
 }
 

@@ -6,6 +6,8 @@ import { ConfigError, ShapeError, ValueError } from '../../src/tensor/errors.js'
 import { concat } from '../../src/tensor/ops/layout.js';
 import { conv2d } from '../../src/tensor/ops/conv2d.js';
 import { resizeBilinear } from '../../src/tensor/ops/resize.js';
+import { maxPool } from '../../src/tensor/ops/pool.js';
+import { elu, relu } from '../../src/tensor/ops/unary.js';
 import { checkGrad } from '../../src/autodiff/index.js';
 import { softmaxCrossEntropy } from '../../src/nn/losses.js';
 import {
@@ -137,6 +139,22 @@ describe('network as a cell', () => {
     expect(Array.from(s2.layers[0].output.toArray())).toEqual(Array.from(r.outputs[1][0].toArray()));
     expect(r.decoded.logits.shape).toEqual([2, 3]);
   });
+
+  it('feedforward ops give the bits of the ops applied one by one (a conv and the elu or relu after it run fused)', () =>
+    scope(() => {
+      const net = makeNetwork({
+        layers: [{ ff: [{ kind: 'conv', channels: 5, kernelSize: 3 }, { kind: 'elu' }, { kind: 'conv', channels: 4, kernelSize: 1 }, { kind: 'relu' }, { kind: 'maxPool', size: 2 }] }],
+        head: linearHead,
+        wiring: 'standard',
+      });
+      const x = randn(key(6), [2, 6, 6, 3]);
+      const p = net.init(key(7), x.shape);
+      const ff = p.layers[0].ff as { w: Tensor; b: Tensor }[];
+      const [c1, c2] = [ff[0], ff[2]]; // the ops after each conv have no parameters
+      const byHand = maxPool(relu(conv2d(elu(conv2d(x, c1.w, { padding: 'same', bias: c1.b })), c2.w, { padding: 'same', bias: c2.b })), { size: 2 });
+      const [, y] = net.step(p, net.initialState(x.shape), x, { t: 0, training: false });
+      expect(Buffer.from(y.toArray().buffer).equals(Buffer.from(byHand.toArray().buffer))).toBe(true);
+    }));
 
   it('a layer without a cell returns its previous output when what it reads has not changed', () => {
     const net = makeNetwork({ layers: [{ ff: [conv1x1()] }, { ff: [conv1x1()] }], head: linearHead, wiring: 'delays' });

@@ -327,7 +327,8 @@ const OPS: Record<string, Spec> = {
     })),
   conv2d: spec(convs, (c, r) => {
     const inputs = [r.t([c.N, c.H, c.W, c.Cin]), r.t([c.KH, c.KW, c.Cin, c.Cout], 'any'), ...(c.bias ? [r.t([c.Cout])] : [])];
-    return { inputs, f: (x, w, b) => conv2d(x, w, { ...convOpts(c), bias: b }) };
+    const activation = ([undefined, 'elu', 'relu'] as const)[c.seed % 3]; // a fused activation in two cases of three
+    return { inputs, f: (x, w, b) => conv2d(x, w, { ...convOpts(c), bias: b, activation }) };
   }, { fixed: [CONV_W7] }),
   // The two gradients of conv2d as ops of their own: linear, not recorded (conv2d's vjp calls them).
   conv2dBackpropInput: spec(convs, (c, r) => ({

@@ -16,7 +16,8 @@ import { alloc, free, heapF32 } from '../../src/tensor/heap.js';
 import { K } from '../../src/tensor/kernels.js';
 import { key, split } from '../../src/tensor/random.js';
 import { ShapeError, ValueError } from '../../src/tensor/errors.js';
-import { checkGrad } from '../../src/autodiff/index.js';
+import { checkGrad, vjp } from '../../src/autodiff/index.js';
+import { elu, relu } from '../../src/tensor/ops/unary.js';
 import { sum } from '../../src/tensor/ops/reduce.js';
 import { mul } from '../../src/tensor/ops/binary.js';
 
@@ -384,8 +385,8 @@ describe('conv2d gradients by finite differences', () => {
       const x = randn(key(1), [1, 4, 4, 2]);
       const w = randn(key(2), [3, 3, 2, 3]);
       const b = randn(key(3), [3]);
-      const y = rules.conv2d.forward([x, w, b], { N: 1, H: 4, W: 4, Cin: 2, OH: 4, OW: 4, Cout: 3, KH: 3, KW: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1 });
-      const geo = { N: 1, H: 4, W: 4, Cin: 2, OH: 4, OW: 4, Cout: 3, KH: 3, KW: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1 };
+      const geo = { N: 1, H: 4, W: 4, Cin: 2, OH: 4, OW: 4, Cout: 3, KH: 3, KW: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, activation: null };
+      const y = rules.conv2d.forward([x, w, b], geo);
       const withBias = rules.conv2d.vjp(y, [x, w, b], y, geo, [true, true, true]);
       expect(withBias.map((t) => t?.shape)).toEqual([[1, 4, 4, 2], [3, 3, 2, 3], [3]]);
       const db = withBias[2]!.toArray();
@@ -400,6 +401,51 @@ describe('conv2d gradients by finite differences', () => {
       expect(rules.conv2d.vjp(y, [x, w], y, geo, [true, false]).map((t) => t?.shape ?? null)).toEqual([[1, 4, 4, 2], null]);
     });
   });
+});
+
+describe('conv2d with a fused activation', () => {
+  const bytes = (t: Tensor): string => Buffer.from(t.toArray().buffer).toString('hex');
+  for (const [act, f] of [['elu', elu], ['relu', relu]] as const) {
+    it(`activation '${act}' gives ${act}(conv2d(...))'s bytes, forward and vjp, on every kernel path (direct, 1x1, Winograd)`, () => {
+      fc.assert(
+        fc.property(fc.constantFrom(1, 3), fc.constantFrom<'same' | 'valid'>('same', 'valid'), fc.integer({ min: 1, max: 12 }), fc.nat(1000), (k, padding, Cin, seed) =>
+          scope(() => {
+            const [k1, k2, k3, k4] = split(key(seed), 4);
+            const x = randn(k1, [2, 9, 8, Cin]);
+            const w = randn(k2, [k, k, Cin, 8]);
+            const b = randn(k3, [8]);
+            const o = { padding, bias: b };
+            const fused = conv2d(x, w, { ...o, activation: act });
+            const plain = f(conv2d(x, w, o));
+            expect(bytes(fused)).toBe(bytes(plain));
+            const g = randn(k4, fused.shape);
+            const [, pullFused] = vjp((xt: Tensor, wt: Tensor, bt: Tensor) => conv2d(xt, wt, { padding, bias: bt, activation: act }), x, w, b);
+            const [, pullPlain] = vjp((xt: Tensor, wt: Tensor, bt: Tensor) => f(conv2d(xt, wt, { padding, bias: bt })), x, w, b);
+            const gf = pullFused(g);
+            const gp = pullPlain(g);
+            gf.forEach((t, i) => expect(bytes(t), `gradient ${i}`).toBe(bytes(gp[i])));
+          }),
+        ),
+        { numRuns: 12 },
+      );
+    });
+  }
+  it('checkGrad through conv2d with activation elu w.r.t. x, w and bias', () =>
+    scope(() => {
+      const [k1, k2, k3, k4] = split(key(21), 4);
+      const x = randn(k1, [1, 5, 4, 3]);
+      const w = randn(k2, [3, 3, 3, 4]);
+      const b = randn(k3, [4]);
+      const R = randn(k4, [1, 5, 4, 4]);
+      checkGrad((xt: Tensor, wt: Tensor, bt: Tensor) => sum(mul(conv2d(xt, wt, { padding: 'same', bias: bt, activation: 'elu' }), R)), [x, w, b], { maxElements: 24 });
+    }));
+  it('rejects an unknown activation', () =>
+    scope(() => {
+      const x = randn(key(1), [1, 5, 5, 2]);
+      const w = randn(key(2), [3, 3, 2, 2]);
+      expect(() => conv2d(x, w, { activation: 'tanh' as never })).toThrow(ValueError);
+      expect(() => conv2d(x, w, { activation: 'tanh' as never })).toThrow(/conv2d: activation must be one of 'elu', 'relu' or undefined, got "tanh"/);
+    }));
 });
 
 // ---- determinism: the kernels under random range splits --------------------------------

@@ -35,6 +35,7 @@ import { parallel, threadsFor } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { gemmRaw } from './matmul.js';
+import { activateInPlace, unaryGrad } from './unary.js';
 
 import { pair, windowGeometry, type Conv2dPadding } from './window.js';
 
@@ -49,6 +50,24 @@ export interface Conv2dOptions {
   dilation?: number | [number, number];
   /** Bias of Cout channels, added in the forward kernel. */
   bias?: Tensor;
+  /**
+   * An activation applied to the output before it is returned: conv2d(x, w,
+   * { activation: 'elu' }) is elu(conv2d(x, w)) to the bit, without keeping
+   * the pre-activation (a training step holds every layer's output until the
+   * backward pass: this halves what a conv + activation layer holds). The vjp
+   * takes the activation's derivative from the output (y > 0 exactly where the
+   * input is; for elu, e^x = y + 1).
+   */
+  activation?: ConvActivation;
+}
+
+/** The activations conv2d can apply to its output. */
+export type ConvActivation = 'elu' | 'relu';
+const ACTIVATIONS: readonly ConvActivation[] = ['elu', 'relu'];
+
+/** conv2d's primitive parameters: the geometry and the activation. */
+interface Conv2dParams extends Conv2dGeometry {
+  activation: ConvActivation | null;
 }
 
 /** The convolution's geometry: every size a kernel needs. */
@@ -78,14 +97,18 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   checkTensor(fn, 'x', x);
   checkTensor(fn, 'w', w);
   checkOptions(fn, opts);
-  const g = geometry(fn, x.shape, w.shape, opts);
-  if (opts.bias === undefined) return apply(conv2dRule, [x, w], g);
+  const act = opts.activation ?? null;
+  if (act !== null && !ACTIVATIONS.includes(act)) {
+    throw new ValueError(`${fn}: activation must be one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')} or undefined, got ${describe(act)}`);
+  }
+  const p: Conv2dParams = { ...geometry(fn, x.shape, w.shape, opts), activation: act };
+  if (opts.bias === undefined) return apply(conv2dRule, [x, w], p);
   checkTensor(fn, 'bias', opts.bias);
   const b = opts.bias;
-  if (b.rank !== 1 || b.shape[0] !== g.Cout) {
-    throw new ShapeError(`${fn}: bias must have shape [${g.Cout}] (Cout), got ${fmt(b.shape)} (x: ${fmt(x.shape)}, w: ${fmt(w.shape)})`);
+  if (b.rank !== 1 || b.shape[0] !== p.Cout) {
+    throw new ShapeError(`${fn}: bias must have shape [${p.Cout}] (Cout), got ${fmt(b.shape)} (x: ${fmt(x.shape)}, w: ${fmt(w.shape)})`);
   }
-  return apply(conv2dRule, [x, w, b], g);
+  return apply(conv2dRule, [x, w, b], p);
 }
 
 /**
@@ -347,14 +370,19 @@ function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
 
 // ---- the primitive ------------------------------------------------------------
 
-const conv2dRule = defineRule<Conv2dGeometry>('conv2d', {
-  forward([x, w, b], g) {
-    return forward(x, w, b ?? null, g);
+const conv2dRule = defineRule<Conv2dParams>('conv2d', {
+  forward([x, w, b], p) {
+    const y = forward(x, w, b ?? null, p);
+    if (p.activation !== null) activateInPlace(p.activation, y);
+    return y;
   },
-  vjp(dy, [x, w, b], _out, g, needs) {
-    const dx = needs[0] ? backpropInput(dy, w, g) : null;
-    const dw = needs[1] ? backpropFilter(x, dy, g) : null;
-    return b === undefined ? [dx, dw] : [dx, dw, needs[2] ? biasGrad(dy, g) : null];
+  vjp(g, [x, w, b], y, p, needs) {
+    const dy = p.activation === null ? g : unaryGrad(p.activation, y, y, g);
+    const dx = needs[0] ? backpropInput(dy, w, p) : null;
+    const dw = needs[1] ? backpropFilter(x, dy, p) : null;
+    const db = b !== undefined && needs[2] ? biasGrad(dy, p) : null;
+    if (dy !== g) dy.dispose();
+    return b === undefined ? [dx, dw] : [dx, dw, db];
   },
 });
 

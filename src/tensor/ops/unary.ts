@@ -46,6 +46,14 @@ function unaryForward(name: UnaryOpName, x: Tensor): Tensor {
 }
 
 /**
+ * Apply `name` to `y` in place: for an op to activate the fresh output it is
+ * about to return (nothing else has seen it yet). Not recorded.
+ */
+export function activateInPlace(name: UnaryOpName, y: Tensor): void {
+  parallel('unary', [UNARY_OPS[name], y.ptr, y.ptr], y.size, { cost: COST[name], grain: 16 });
+}
+
+/**
  * dx = f'(x) * g in one pass over (x, y = f(x), g): the backward kernel every
  * unary vjp calls (exported for fused ops that reuse it). Not recorded.
  */
