@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { tensor, zeros, full, randn, uniform, scalar } from '../../src/tensor/create.js';
 import { scope, memory, dispose, Tensor } from '../../src/tensor/tensor.js';
 import { alloc, free, heapStats } from '../../src/tensor/heap.js';
@@ -79,6 +81,27 @@ describe('scope', () => {
     expect(Array.from(v.toArray())).toEqual([1, 2, 3, 4]);
     expect(memory().bytes).toBe(before.bytes + 16);
     v.dispose();
+    expect(memory()).toEqual(before);
+  });
+  it('a tensor dropped undisposed outside every scope is freed once garbage-collected (the backstop); one inside a scope is freed by the scope', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    await settle();
+    const before = memory();
+    (() => {
+      zeros([1000]); // made outside any scope, never disposed
+      scope(() => full([500], 1)); // the result of an outermost scope, never disposed
+      const inner = scope(() => scope(() => full([250], 2))); // kept by two scopes, then dropped
+      expect(inner.size).toBe(250);
+    })();
+    expect(memory().tensors).toBe(before.tensors + 3);
+    await settle();
     expect(memory()).toEqual(before);
   });
   it('dispose frees a whole pytree', () => {
