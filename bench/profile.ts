@@ -38,8 +38,8 @@ import { rules as shapeRules } from '../src/tensor/ops/shape.js';
 import { rules as layoutRules } from '../src/tensor/ops/layout.js';
 import { rules as poolRules } from '../src/tensor/ops/pool.js';
 import { rules as depthwiseRules } from '../src/tensor/ops/depthwise.js';
-import { type Conv2dGeometry, type Conv2dOptions, type ConvActivation } from '../src/tensor/ops/conv2d.js';
-import { unaryGrad } from '../src/tensor/ops/unary.js';
+import { type Conv2dGeometry, type Conv2dOptions } from '../src/tensor/ops/conv2d.js';
+import { unaryGrad, type FusedActivation } from '../src/tensor/ops/unary.js';
 import {
   conv2dBackpropInput, conv2dBackpropFilter, valueAndGrad, randn, scope, split, key, dispose, getThreads, type Tensor,
 } from '../src/index.js';
@@ -125,7 +125,7 @@ function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
 type Vjp = Rule<any>['vjp'];
 
 function convParts(
-  t: Timings, g0: Tensor, inputs: readonly Tensor[], y: Tensor, g: Conv2dGeometry & { activation: ConvActivation | null },
+  t: Timings, g0: Tensor, inputs: readonly Tensor[], y: Tensor, g: Conv2dGeometry & { activation: FusedActivation | null },
   needs: readonly boolean[] | undefined, skip: readonly boolean[],
 ): (Tensor | null)[] {
   const [x, w, b] = inputs;

@@ -6,7 +6,7 @@
  * every step, the image given at every step, zero initial states.
  */
 import {
-  conv2d, elu, maxPool, reciprocalGate, add, mul, sub, mean, matmul, logSoftmax, oneHot, sum, randn, zeros,
+  conv2d, maxPool, reciprocalGate, add, mul, sub, mean, matmul, logSoftmax, oneHot, sum, randn, zeros,
   split, type Key, type Tensor,
 } from '../src/index.js';
 
@@ -33,8 +33,8 @@ export function w7Init(k: Key): W7Params {
 /** h' = elu((1 − σ(conv_sh(s)))·x + (1 − σ(conv_hh(h)))·h); s' = elu((1 − σ(conv_hs(h)))·x + (1 − σ(conv_ss(s)))·s). */
 function rgcStep(p: CellParams, x: Tensor, h: Tensor, s: Tensor): [Tensor, Tensor] {
   const c = (t: Tensor, w: Tensor, b: Tensor) => conv2d(t, w, { padding: 'same', bias: b });
-  const hNew = elu(reciprocalGate(c(s, p.sh, p.bsh), x, c(h, p.hh, p.bhh), h));
-  const sNew = elu(reciprocalGate(c(h, p.hs, p.bhs), x, c(s, p.ss, p.bss), s));
+  const hNew = reciprocalGate(c(s, p.sh, p.bsh), x, c(h, p.hh, p.bhh), h, { activation: 'elu' });
+  const sNew = reciprocalGate(c(h, p.hs, p.bhs), x, c(s, p.ss, p.bss), s, { activation: 'elu' });
   return [hNew, sNew];
 }
 

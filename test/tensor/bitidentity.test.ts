@@ -149,6 +149,13 @@ const gate = (arity: number, op: (...xs: Tensor[]) => unknown): Spec =>
     f: op,
   }));
 
+/** gateBlend or reciprocalGate, with a fused activation in two cases of three. */
+const blend = (op: typeof gateBlend): Spec =>
+  spec(fc.record({ shape: sizedShape(70_000, 140_000), seed }), ({ shape, seed }, r) => ({
+    inputs: Array.from({ length: 4 }, () => r.t(shape)),
+    f: (a, b, c, d) => op(a, b, c, d, { activation: ([undefined, 'elu', 'relu'] as const)[seed % 3] }),
+  }));
+
 // Convolution geometry, as conv2d defines it, to size cases and shape dy.
 interface ConvCase {
   N: number; H: number; W: number; Cin: number; Cout: number; KH: number; KW: number;
@@ -317,7 +324,7 @@ const OPS: Record<string, Spec> = {
     f: (x) => unstack(x, axis),
   })),
 
-  gateBlend: gate(4, gateBlend), reciprocalGate: gate(4, reciprocalGate), sigmoidGate: gate(2, sigmoidGate),
+  gateBlend: blend(gateBlend), reciprocalGate: blend(reciprocalGate), sigmoidGate: gate(2, sigmoidGate),
   lstmState: gate(4, lstmState), lstmOutput: gate(2, lstmOutput), lstmCell: gate(5, lstmCell), gruState: gate(3, gruState),
 
   matmul: spec(fc.record({ M: fc.integer({ min: 80, max: 120 }), N: fc.integer({ min: 80, max: 120 }), K: fc.integer({ min: 80, max: 120 }), transA: fc.boolean(), transB: fc.boolean(), seed }),

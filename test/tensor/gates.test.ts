@@ -5,14 +5,14 @@ import {
 } from '../../src/tensor/ops/gates.js';
 import { mul } from '../../src/tensor/ops/binary.js';
 import { sum } from '../../src/tensor/ops/reduce.js';
-import { neg } from '../../src/tensor/ops/unary.js';
+import { neg, elu, relu } from '../../src/tensor/ops/unary.js';
 import { tensor, randn, uniform } from '../../src/tensor/create.js';
 import { Tensor, scope, empty, memory } from '../../src/tensor/tensor.js';
 import { heapF32 } from '../../src/tensor/heap.js';
 import { K } from '../../src/tensor/kernels.js';
 import { key } from '../../src/tensor/random.js';
 import { ShapeError, ValueError } from '../../src/tensor/errors.js';
-import { checkGrad } from '../../src/autodiff/index.js';
+import { checkGrad, valueAndGrad } from '../../src/autodiff/index.js';
 import { setThreads, _testing } from '../../src/tensor/threads.js';
 
 // ---- float64 references ----------------------------------------------------------------
@@ -67,6 +67,8 @@ const OPS: Record<string, (...xs: Tensor[]) => Tensor> = {
   lstmOutput: (o, c) => lstmOutput(o, c),
   gruState: (u, c, s) => gruState(u, c, s),
 };
+/** The rules' parameters (the blends take an optional fused activation). */
+const PARAMS: Record<string, unknown> = { gateBlend: { activation: null }, reciprocalGate: { activation: null } };
 const ARITY: Record<string, number> = { gateBlend: 4, reciprocalGate: 4, sigmoidGate: 2, lstmState: 4, lstmOutput: 2, gruState: 3 };
 /**
  * Forward error bounds in units of 2^-24 of the reference's scale: the kernels'
@@ -120,6 +122,7 @@ function columns(name: string): fc.Arbitrary<number[][]> {
 }
 
 const t = (v: number[]): Tensor => tensor(v);
+const bits = (y: Tensor): Uint32Array => new Uint32Array(y.toArray().buffer);
 
 // ---- the kernels' own sigmoid and tanh -----------------------------------------------------
 
@@ -260,7 +263,7 @@ describe.each(NAMES)('%s', (name) => {
           const inputs = cols.map(t);
           const G = uniform(key(seed), [cols[0].length], -2, 2);
           const out = OPS[name](...inputs);
-          const gs = rule.vjp(G, inputs, out, undefined, inputs.map(() => true)).map((g) => g!.toArray());
+          const gs = rule.vjp(G, inputs, out, PARAMS[name] as never, inputs.map(() => true)).map((g) => g!.toArray());
           expect(gs.length).toBe(ARITY[name]);
           const Gv = G.toArray();
           for (let k = 0; k < Gv.length; k++) {
@@ -329,7 +332,6 @@ describe('identities between the gates', () => {
       fc.property(columns('gateBlend'), (cols) => {
         scope(() => {
           const [a, x, c, h] = cols.map(t);
-          const bits = (y: Tensor) => new Uint32Array(y.toArray().buffer);
           expect(bits(reciprocalGate(a, x, c, h))).toEqual(bits(gateBlend(neg(a), x, c, h)));
           const gru = gruState(a, x, c).toArray();
           const blend = gateBlend(a, c, a, x).toArray();
@@ -341,6 +343,44 @@ describe('identities between the gates', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it.each(['elu', 'relu'] as const)('gateBlend and reciprocalGate with activation %s: the activation of the blend to the bit, forward and backward', (act) => {
+    const f = { elu, relu }[act];
+    fc.assert(
+      fc.property(columns('gateBlend'), fc.integer({ min: 0, max: 1 << 30 }), (cols, seed) => {
+        scope(() => {
+          const xs = cols.map(t);
+          const r = uniform(key(seed), [cols[0].length], -2, 2);
+          for (const op of [gateBlend, reciprocalGate]) {
+            const loss = (fused: boolean) => (...a: Tensor[]) =>
+              sum(mul(fused ? op(a[0], a[1], a[2], a[3], { activation: act }) : f(op(a[0], a[1], a[2], a[3])), r));
+            const [vFused, gFused] = valueAndGrad(loss(true), [0, 1, 2, 3])(...xs);
+            const [vPlain, gPlain] = valueAndGrad(loss(false), [0, 1, 2, 3])(...xs);
+            expect(bits(vFused)).toEqual(bits(vPlain));
+            gFused.forEach((g, j) => expect(bits(g)).toEqual(bits(gPlain[j])));
+            expect(bits(op(xs[0], xs[1], xs[2], xs[3], { activation: act }))).toEqual(bits(f(op(xs[0], xs[1], xs[2], xs[3]))));
+          }
+        });
+      }),
+      { numRuns: 30 },
+    );
+    scope(() => {
+      const xs = Array.from({ length: 4 }, (_, i) => randn(key(200 + i), [2, 3, 5]));
+      const r = randn(key(99), [2, 3, 5]);
+      checkGrad((a, x, c, h) => sum(mul(reciprocalGate(a, x, c, h, { activation: act }), r)), xs, { eps: 1e-3 });
+    });
+  });
+
+  it('rejects an unknown activation and options that are not an object', () => {
+    scope(() => {
+      const [a, x, c, h] = Array.from({ length: 4 }, (_, i) => randn(key(i), [2, 3]));
+      expect(() => reciprocalGate(a, x, c, h, { activation: 'tanh' as never })).toThrow(ValueError);
+      expect(() => reciprocalGate(a, x, c, h, { activation: 'tanh' as never })).toThrow(
+        /^reciprocalGate: activation must be one of 'elu', 'relu' or undefined, got "tanh"$/,
+      );
+      expect(() => gateBlend(a, x, c, h, 3 as never)).toThrow(/^gateBlend: options must be an object, got 3$/);
+    });
   });
 
   it('lstmCell is lstmState then lstmOutput', () => {
@@ -423,9 +463,11 @@ describe('threads', () => {
     const run = () =>
       scope(() => {
         const [a, b, c, d, G] = xs;
-        const outs = [gateBlend(a, b, c, d), reciprocalGate(a, b, c, d), lstmState(a, b, c, d), gruState(a, b, c)];
+        const elu = { activation: 'elu' } as const;
+        const outs = [gateBlend(a, b, c, d), reciprocalGate(a, b, c, d, elu), lstmState(a, b, c, d), gruState(a, b, c)];
         const grads = [
-          ...rules.gateBlend.vjp(G, [a, b, c, d], outs[0], undefined, [true, true, true, true]),
+          ...rules.gateBlend.vjp(G, [a, b, c, d], outs[0], { activation: null }, [true, true, true, true]),
+          ...rules.reciprocalGate.vjp(G, [a, b, c, d], outs[1], { activation: 'elu' }, [true, true, true, true]),
           ...rules.lstmState.vjp(G, [a, b, c, d], outs[2], undefined, [true, true, true, true]),
           ...rules.gruState.vjp(G, [a, b, c], outs[3], undefined, [true, true, true]),
         ];
@@ -450,7 +492,7 @@ describe('memory', () => {
     scope(() => {
       const xs = Array.from({ length: 4 }, (_, i) => randn(key(i), [5, 7]));
       const out = gateBlend(xs[0], xs[1], xs[2], xs[3]);
-      rules.gateBlend.vjp(out, xs, out, undefined, xs.map(() => true));
+      rules.gateBlend.vjp(out, xs, out, { activation: 'elu' }, xs.map(() => true));
       lstmCell(xs[0], xs[1], xs[2], xs[3], xs[0]);
     });
     expect(memory()).toEqual(before);

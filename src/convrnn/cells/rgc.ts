@@ -36,8 +36,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/create.js';
 import { split } from '../../tensor/random.js';
 import { ValueError, describe } from '../../tensor/errors.js';
-import { reciprocalGate } from '../../tensor/ops/gates.js';
-import { elu } from '../../tensor/ops/unary.js';
+import { reciprocalGate, type GateOptions } from '../../tensor/ops/gates.js';
 import { ConfigReader } from '../../nn/config.js';
 import type { InitSpec } from '../../nn/init.js';
 import type { Cell } from '../cell.js';
@@ -94,6 +93,8 @@ export function checkNoBuffers(fn: string, buffers: unknown): void {
   if (buffers !== undefined) throw new ValueError(`${fn}: this cell has no buffers; buffers must be undefined, got ${describe(buffers)}`);
 }
 
+const ELU: GateOptions = { activation: 'elu' };
+
 /** The RGC of nayebi2022 eqs. 10–11 (see the module comment). */
 export function reciprocalGated(config: RgcConfig = {}): Cell<RgcParams, RgcState> {
   const cfg = readRgcConfig('reciprocalGated', config);
@@ -130,9 +131,10 @@ export function reciprocalGated(config: RgcConfig = {}): Cell<RgcParams, RgcStat
       checkStep(fn, x, { h: state.h, s: state.s });
       const sp = spec(x.shape[3]);
       // eq. 10: h_t = elu((1 − σ(W_sh * s_{t-1}))∘x_t + (1 − σ(W_hh * h_{t-1}))∘h_{t-1})
-      const h = elu(reciprocalGate(cellConv(params.wsh, state.s, sp), x, cellConv(params.whh, state.h, sp), state.h));
+      // (the gate applies the elu in its own pass, to the bit as elu() would)
+      const h = reciprocalGate(cellConv(params.wsh, state.s, sp), x, cellConv(params.whh, state.h, sp), state.h, ELU);
       // eq. 11: s_t = elu((1 − σ(W_hs * h_{t-1}))∘x_t + (1 − σ(W_ss * s_{t-1}))∘s_{t-1})
-      const s = elu(reciprocalGate(cellConv(params.whs, state.h, sp), x, cellConv(params.wss, state.s, sp), state.s));
+      const s = reciprocalGate(cellConv(params.whs, state.h, sp), x, cellConv(params.wss, state.s, sp), state.s, ELU);
       return [{ h, s }, h];
     },
   };

@@ -295,16 +295,17 @@ export function rgcSearch(config: RgcSearchConfig = {}): Cell<RgcSearchParams, R
       /** v1 + v2·σ(z), a constant when z is Affine(∅) = 0. */
       const gateValue = (z: Tensor | null, v: { v1: number; v2: number }): Tensor | number =>
         z === null ? v.v1 + v.v2 / 2 : add(mul(sigmoid(z), v.v2), v.v1);
-      /** gate·x + τ·prev from the pre-activations of gate and τ. */
-      const blend = (zGate: Tensor | null, zTau: Tensor | null, prev: Tensor): Tensor =>
-        rgcForm
-          ? reciprocalGate(zGate ?? zeros(shape), x, zTau ?? zeros(shape), prev)
-          : add(mul(x, gateValue(zGate, cfg.gate)), mul(prev, gateValue(zTau, cfg.tau)));
+      /** f(gate·x + τ·prev) from the pre-activations of gate and τ (the gate kernel applies an elu itself). */
+      const update = (zGate: Tensor | null, zTau: Tensor | null, prev: Tensor): Tensor => {
+        if (!rgcForm) return activation(add(mul(x, gateValue(zGate, cfg.gate)), mul(prev, gateValue(zTau, cfg.tau))));
+        const [a, c] = [zGate ?? zeros(shape), zTau ?? zeros(shape)];
+        return cfg.activation === 'elu' ? reciprocalGate(a, x, c, prev, { activation: 'elu' }) : activation(reciprocalGate(a, x, c, prev));
+      };
 
       // §A.4.2: a_t = gate_a·in_t + τ_a·h_{t-1}, h_t = f(a_t)
-      const updateH = (): Tensor => activation(blend(affine('gateA'), affine('tauA'), state.h));
+      const updateH = (): Tensor => update(affine('gateA'), affine('tauA'), state.h);
       // §A.4.2: b_t = gate_b·in_t + τ_b·s_{t-1}, s_t = f(b_t)
-      const updateS = (): Tensor => activation(blend(affine('gateB'), affine('tauB'), state.s));
+      const updateS = (): Tensor => update(affine('gateB'), affine('tauB'), state.s);
       if (sFirst) {
         env.s = updateS();
         env.h = updateH();

@@ -35,7 +35,7 @@ import { parallel, threadsFor } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { gemmRaw } from './matmul.js';
-import { activateInPlace, unaryGrad } from './unary.js';
+import { activateInPlace, unaryGrad, readActivation, type FusedActivation } from './unary.js';
 
 import { pair, windowGeometry, type Conv2dPadding } from './window.js';
 
@@ -50,24 +50,13 @@ export interface Conv2dOptions {
   dilation?: number | [number, number];
   /** Bias of Cout channels, added in the forward kernel. */
   bias?: Tensor;
-  /**
-   * An activation applied to the output before it is returned: conv2d(x, w,
-   * { activation: 'elu' }) is elu(conv2d(x, w)) to the bit, without keeping
-   * the pre-activation (a training step holds every layer's output until the
-   * backward pass: this halves what a conv + activation layer holds). The vjp
-   * takes the activation's derivative from the output (y > 0 exactly where the
-   * input is; for elu, e^x = y + 1).
-   */
-  activation?: ConvActivation;
+  /** An activation applied to the output in place (see FusedActivation). */
+  activation?: FusedActivation;
 }
-
-/** The activations conv2d can apply to its output. */
-export type ConvActivation = 'elu' | 'relu';
-const ACTIVATIONS: readonly ConvActivation[] = ['elu', 'relu'];
 
 /** conv2d's primitive parameters: the geometry and the activation. */
 interface Conv2dParams extends Conv2dGeometry {
-  activation: ConvActivation | null;
+  activation: FusedActivation | null;
 }
 
 /** The convolution's geometry: every size a kernel needs. */
@@ -97,11 +86,7 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   checkTensor(fn, 'x', x);
   checkTensor(fn, 'w', w);
   checkOptions(fn, opts);
-  const act = opts.activation ?? null;
-  if (act !== null && !ACTIVATIONS.includes(act)) {
-    throw new ValueError(`${fn}: activation must be one of ${ACTIVATIONS.map((a) => `'${a}'`).join(', ')} or undefined, got ${describe(act)}`);
-  }
-  const p: Conv2dParams = { ...geometry(fn, x.shape, w.shape, opts), activation: act };
+  const p: Conv2dParams = { ...geometry(fn, x.shape, w.shape, opts), activation: readActivation(fn, opts.activation) };
   if (opts.bias === undefined) return apply(conv2dRule, [x, w], p);
   checkTensor(fn, 'bias', opts.bias);
   const b = opts.bias;

@@ -16,6 +16,10 @@
  *   lstmOutput(o, c)           = σ(o)·tanh(c)                  (nayebi2022 eq. 6)
  *   gruState(u, c, s)          = σ(u)·s + (1 − σ(u))·c         (nayebi2022 eq. 4)
  *
+ * gateBlend and reciprocalGate take { activation: 'elu' | 'relu' }: the
+ * activation of the blend, applied to the fresh output in place (see
+ * FusedActivation); the reciprocal gated cell's elu runs there.
+ *
  * 1 − σ(z) is computed as σ(−z), which keeps full relative accuracy where
  * σ(z) is close to 1. The reciprocal gated cell's update (nayebi2018/2022,
  * h' = f((1 − σ(conv(s)))·x + (1 − σ(conv(h)))·h)) is one reciprocalGate, and
@@ -23,8 +27,9 @@
  */
 import { Tensor, checkTensor, empty } from '../tensor.js';
 import { parallel } from '../dispatch.js';
-import { defineRule, apply } from '../primitive.js';
-import { ShapeError } from '../errors.js';
+import { defineRule, apply, type Rule } from '../primitive.js';
+import { ShapeError, ValueError, describe } from '../errors.js';
+import { activateInPlace, unaryGrad, readActivation, type FusedActivation } from './unary.js';
 
 const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
@@ -52,47 +57,62 @@ function outputs(like: Tensor, n: number): Tensor[] {
 
 // ---- gateBlend / reciprocalGate ------------------------------------------------
 
-function blendForward([a, b, c, d]: readonly Tensor[], flip: number): Tensor {
-  const out = empty(a.shape);
-  parallel('gateBlend', [a.ptr, b.ptr, c.ptr, d.ptr, out.ptr, flip], out.size, { cost: COST, grain: GRAIN });
-  return out;
+export interface GateOptions {
+  /** An activation applied to the blend in place (see FusedActivation). */
+  activation?: FusedActivation;
 }
 
-function blendBackward(g: Tensor, [a, b, c, d]: readonly Tensor[], flip: number): Tensor[] {
-  const gs = outputs(a, 4);
-  parallel(
-    'gateBlendBackward',
-    [g.ptr, a.ptr, b.ptr, c.ptr, d.ptr, gs[0].ptr, gs[1].ptr, gs[2].ptr, gs[3].ptr, flip],
-    g.size,
-    { cost: COST, grain: GRAIN },
-  );
-  return gs;
+/** The blends' primitive parameters. */
+interface BlendParams {
+  activation: FusedActivation | null;
 }
 
-const gateBlendRule = defineRule('gateBlend', {
-  forward: (inputs) => blendForward(inputs, 0),
-  vjp: (g, inputs) => blendBackward(g, inputs, 0),
-});
+/** The blend primitive; flip 1 negates a (reciprocalGate). */
+function blendRule(name: 'gateBlend' | 'reciprocalGate', flip: 0 | 1): Rule<BlendParams> {
+  return defineRule<BlendParams>(name, {
+    forward([a, b, c, d], p) {
+      const out = empty(a.shape);
+      parallel('gateBlend', [a.ptr, b.ptr, c.ptr, d.ptr, out.ptr, flip], out.size, { cost: COST, grain: GRAIN });
+      if (p.activation !== null) activateInPlace(p.activation, out);
+      return out;
+    },
+    vjp(g, [a, b, c, d], y, p) {
+      const dz = p.activation === null ? g : unaryGrad(p.activation, y, y, g);
+      const gs = outputs(a, 4);
+      parallel(
+        'gateBlendBackward',
+        [dz.ptr, a.ptr, b.ptr, c.ptr, d.ptr, gs[0].ptr, gs[1].ptr, gs[2].ptr, gs[3].ptr, flip],
+        g.size,
+        { cost: COST, grain: GRAIN },
+      );
+      if (dz !== g) dz.dispose();
+      return gs;
+    },
+  });
+}
+
+const gateBlendRule = blendRule('gateBlend', 0);
+const reciprocalGateRule = blendRule('reciprocalGate', 1);
+
+function blend(rule: Rule<BlendParams>, names: readonly string[], inputs: Tensor[], opts: GateOptions): Tensor {
+  const fn = rule.name;
+  checkSame(fn, names, inputs);
+  if (opts === null || typeof opts !== 'object') throw new ValueError(`${fn}: options must be an object, got ${describe(opts)}`);
+  return apply(rule, inputs, { activation: readActivation(fn, opts.activation) });
+}
 
 /** σ(a)·b + (1 − σ(c))·d, elementwise; all four of one shape. */
-export function gateBlend(a: Tensor, b: Tensor, c: Tensor, d: Tensor): Tensor {
-  checkSame('gateBlend', ['a', 'b', 'c', 'd'], [a, b, c, d]);
-  return apply(gateBlendRule, [a, b, c, d], undefined);
+export function gateBlend(a: Tensor, b: Tensor, c: Tensor, d: Tensor, opts: GateOptions = {}): Tensor {
+  return blend(gateBlendRule, ['a', 'b', 'c', 'd'], [a, b, c, d], opts);
 }
-
-const reciprocalGateRule = defineRule('reciprocalGate', {
-  forward: (inputs) => blendForward(inputs, 1),
-  vjp: (g, inputs) => blendBackward(g, inputs, 1),
-});
 
 /**
  * (1 − σ(a))·x + (1 − σ(c))·h, elementwise: the reciprocal gated cell's
  * gating of its input x and its own state h in one kernel
  * (= gateBlend(−a, x, c, h)).
  */
-export function reciprocalGate(a: Tensor, x: Tensor, c: Tensor, h: Tensor): Tensor {
-  checkSame('reciprocalGate', ['a', 'x', 'c', 'h'], [a, x, c, h]);
-  return apply(reciprocalGateRule, [a, x, c, h], undefined);
+export function reciprocalGate(a: Tensor, x: Tensor, c: Tensor, h: Tensor, opts: GateOptions = {}): Tensor {
+  return blend(reciprocalGateRule, ['a', 'x', 'c', 'h'], [a, x, c, h], opts);
 }
 
 // ---- sigmoidGate ------------------------------------------------------------------

@@ -15,6 +15,7 @@
 import { Tensor, checkTensor, empty } from '../tensor.js';
 import { parallel } from '../dispatch.js';
 import { defineRule, apply, type Rule } from '../primitive.js';
+import { ValueError, describe } from '../errors.js';
 
 /** Kernel op codes of assembly/elementwise.ts `unary` / `unary_grad`. */
 export const UNARY_OPS = {
@@ -43,6 +44,25 @@ function unaryForward(name: UnaryOpName, x: Tensor): Tensor {
   const y = empty(x.shape);
   parallel('unary', [UNARY_OPS[name], x.ptr, y.ptr], x.size, { cost: COST[name], grain: 16 });
   return y;
+}
+
+/**
+ * The activations an op can apply to its own fresh output (conv2d, the gate
+ * blends): op(..., { activation }) is activation(op(...)) to the bit without
+ * keeping the pre-activation, which a training step would otherwise hold until
+ * the backward pass. The vjp takes the derivative from the output (y > 0
+ * exactly where the input is; for elu, e^x = y + 1).
+ */
+export type FusedActivation = 'elu' | 'relu';
+const FUSED_ACTIVATIONS: readonly FusedActivation[] = ['elu', 'relu'];
+
+/** An `activation` option checked: one of FusedActivation, or null when undefined. */
+export function readActivation(fn: string, act: unknown): FusedActivation | null {
+  if (act === undefined) return null;
+  if (!FUSED_ACTIVATIONS.includes(act as FusedActivation)) {
+    throw new ValueError(`${fn}: activation must be one of ${FUSED_ACTIVATIONS.map((a) => `'${a}'`).join(', ')} or undefined, got ${describe(act)}`);
+  }
+  return act as FusedActivation;
 }
 
 /**
