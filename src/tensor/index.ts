@@ -5,14 +5,14 @@ export { ConvrnnError, ShapeError, ValueError, ConfigError, DataError } from './
 export { setThreads, getThreads, startThreads, WorkerError } from './threads.js';
 export { leaves, mapTree } from './tree.js';
 export { primitives, type Primitive } from './primitives.js';
-export { exp, log, sigmoid, tanh, elu, relu, softplus, sqrt, neg, abs, square, reciprocal } from './ops/unary.js';
+export { exp, log, sigmoid, tanh, elu, relu, softplus, sqrt, neg, abs, square, reciprocal, type FusedActivation } from './ops/unary.js';
 export { add, sub, mul, div, maximum, minimum, pow } from './ops/binary.js';
 export { sum, max, min, mean } from './ops/reduce.js';
 export { softmax, logSoftmax } from './ops/softmax.js';
 export { reshape, broadcastTo, expandDims, squeeze } from './ops/shape.js';
 export { equal, greater, greaterEqual, less, where, argmax, oneHot } from './ops/compare.js';
 export { transpose, concat, slice, pad, stack, unstack } from './ops/layout.js';
-export { gateBlend, reciprocalGate, sigmoidGate, lstmState, lstmOutput, lstmCell, gruState } from './ops/gates.js';
+export { gateBlend, reciprocalGate, sigmoidGate, lstmState, lstmOutput, lstmCell, gruState, type GateOptions } from './ops/gates.js';
 export { matmul, type MatmulOptions } from './ops/matmul.js';
 export { conv2d, conv2dBackpropInput, conv2dBackpropFilter, type Conv2dOptions, type Conv2dPadding } from './ops/conv2d.js';
 export { depthwiseConv2d, type DepthwiseOptions } from './ops/depthwise.js';

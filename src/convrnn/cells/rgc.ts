@@ -131,7 +131,7 @@ export function reciprocalGated(config: RgcConfig = {}): Cell<RgcParams, RgcStat
       checkStep(fn, x, { h: state.h, s: state.s });
       const sp = spec(x.shape[3]);
       // eq. 10: h_t = elu((1 − σ(W_sh * s_{t-1}))∘x_t + (1 − σ(W_hh * h_{t-1}))∘h_{t-1})
-      // (the gate applies the elu in its own pass, to the bit as elu() would)
+      // (reciprocalGate applies the elu to its fresh output, to the bit as elu() would)
       const h = reciprocalGate(cellConv(params.wsh, state.s, sp), x, cellConv(params.whh, state.h, sp), state.h, ELU);
       // eq. 11: s_t = elu((1 − σ(W_hs * h_{t-1}))∘x_t + (1 − σ(W_ss * s_{t-1}))∘s_{t-1})
       const s = reciprocalGate(cellConv(params.whs, state.h, sp), x, cellConv(params.wss, state.s, sp), state.s, ELU);

@@ -295,7 +295,7 @@ export function rgcSearch(config: RgcSearchConfig = {}): Cell<RgcSearchParams, R
       /** v1 + v2·σ(z), a constant when z is Affine(∅) = 0. */
       const gateValue = (z: Tensor | null, v: { v1: number; v2: number }): Tensor | number =>
         z === null ? v.v1 + v.v2 / 2 : add(mul(sigmoid(z), v.v2), v.v1);
-      /** f(gate·x + τ·prev) from the pre-activations of gate and τ (the gate kernel applies an elu itself). */
+      /** f(gate·x + τ·prev) from the pre-activations of gate and τ (reciprocalGate applies an elu itself). */
       const update = (zGate: Tensor | null, zTau: Tensor | null, prev: Tensor): Tensor => {
         if (!rgcForm) return activation(add(mul(x, gateValue(zGate, cfg.gate)), mul(prev, gateValue(zTau, cfg.tau))));
         const [a, c] = [zGate ?? zeros(shape), zTau ?? zeros(shape)];
