@@ -30,11 +30,15 @@ export function time(fn: () => void, opts: { runs?: number; warmup?: number; min
   const cpu = cpuUsage(cpu0);
   const cpuUtil = (cpu.user + cpu.system) / 1000 / (performance.now() - start);
   const sorted = [...ts].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return {
-    median_ms: round(median), min_ms: round(sorted[0]), max_ms: round(sorted[sorted.length - 1]), runs: ts.length, cpu_util: round(cpuUtil, 2),
+    median_ms: round(median(ts)), min_ms: round(sorted[0]), max_ms: round(sorted[sorted.length - 1]), runs: ts.length, cpu_util: round(cpuUtil, 2),
   };
+}
+
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 export function round(x: number, digits = 4): number {

@@ -6,13 +6,15 @@
  * `npm run bench -- --profile [--threads 1,2]`: where one W7 step spends its
  * time (bench/profile.ts), each thread count in a fresh process so that its
  * peak RSS is its own.
+ * `npm run bench -- --scaling [--rounds 7] --workloads W1,W7 --threads 1,2`:
+ * speedups over the first thread count, one JSON line per workload (see scaling).
  */
 import { spawnSync } from 'node:child_process';
 import {
   conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
   randn, tensor, scope, split, key, setThreads, startThreads, dispose, sum, mul, type Tensor,
 } from '../src/index.js';
-import { time, emit, rate, round } from './harness.js';
+import { time, emit, rate, round, median } from './harness.js';
 import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
 import { dispatchBench } from './dispatch.js';
 import { baseNetStep } from './convrnn.js';
@@ -136,6 +138,45 @@ if (process.argv.includes('--profile')) {
       if (r.status !== 0) process.exit(r.status ?? 1);
     }
   }
+  process.exit(0);
+}
+
+/**
+ * Speedups measured so that a shared host's drifting load cancels: every round
+ * runs the workload at each thread count in turn, and each round's speedups are
+ * taken against that round's own time at the first thread count; the line
+ * reports the median over rounds (and every round's), and the ratios of the
+ * best rounds (another tenant's load only ever slows a round down). Measured
+ * one after the other, minutes apart, the same 2-thread ratio swung between
+ * 1.0x and 2.0x here.
+ */
+async function scaling(rounds: number): Promise<void> {
+  for (const w of workloads) {
+    const def = defs[w];
+    if (def === undefined) throw new Error(`unknown workload ${w}; known: ${ALL.join(', ')}`);
+    const ms: number[][] = threadCounts.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, t] of threadCounts.entries()) {
+        setThreads(t);
+        await startThreads();
+        const result = await def(t);
+        if (Array.isArray(result)) throw new Error(`--scaling: ${w} reports several cases; pick workloads with one`);
+        ms[i].push(result.median_ms as number);
+      }
+    }
+    const perRound = threadCounts.map((_, i) => ms[0].map((first, r) => round(first / ms[i][r], 3)));
+    const best = ms.map((m) => Math.min(...m));
+    emit({
+      workload: w, mode: 'scaling', threads: threadCounts, rounds, median_ms: ms.map((m) => round(median(m))), best_ms: best.map((b) => round(b)),
+      speedup: perRound.map((s) => round(median(s), 3)), speedup_of_best: best.map((b) => round(best[0] / b, 3)), speedup_per_round: perRound,
+    });
+  }
+}
+
+if (process.argv.includes('--scaling')) {
+  const rounds = Number(arg('rounds', '7'));
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${arg('rounds', '7')}`);
+  await scaling(rounds);
   process.exit(0);
 }
 
