@@ -20,7 +20,7 @@
  */
 import { Tensor, checkTensor, empty, scope } from '../tensor.js';
 import { scalar } from '../create.js';
-import { parallel } from '../dispatch.js';
+import { parallel, ELEMENTWISE_COST } from '../dispatch.js';
 import { defineRule, apply, type Rule } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { sumTo } from './shape.js';
@@ -148,7 +148,7 @@ export function binaryForward(name: BinaryOpName, a: Tensor, b: Tensor): Tensor 
   const out = empty(shape);
   if (out.size === 0) return out;
   const op = BINARY_OPS[name];
-  const cost = name === 'pow' ? 40 : 1;
+  const cost = name === 'pow' ? 40 : ELEMENTWISE_COST;
   const plan = coalesce(shape, [a.shape, b.shape]);
   if (plan.dims.length === 1) {
     parallel('binary_flat', [op, a.ptr, plan.strides[0][0], b.ptr, plan.strides[1][0], out.ptr], out.size, { cost, grain: 16 });

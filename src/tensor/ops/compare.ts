@@ -6,7 +6,7 @@
  */
 import { Tensor, checkTensor, empty, scope } from '../tensor.js';
 import { heapF32 } from '../heap.js';
-import { parallel } from '../dispatch.js';
+import { parallel, ELEMENTWISE_COST } from '../dispatch.js';
 import { defineRule, apply, type Rule } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { binaryForward, broadcastShapes, coalesce, forEachSlice, operand, type BinaryOpName, type Operand } from './binary.js';
@@ -63,7 +63,7 @@ const whereRule = defineRule('where', {
     if (out.size === 0) return out;
     forEachSlice(coalesce(shape, [c.shape, a.shape, b.shape]), ([oc, oa, ob], oo, d, [sc, sa, sb]) => {
       const args = [c.ptr + 4 * oc, a.ptr + 4 * oa, b.ptr + 4 * ob, out.ptr + 4 * oo, d[1], d[2], d[3], ...sc, ...sa, ...sb];
-      parallel('where_bcast', args, d[0] * d[1] * d[2], { cost: d[3] });
+      parallel('where_bcast', args, d[0] * d[1] * d[2], { cost: ELEMENTWISE_COST * d[3] });
     });
     return out;
   },

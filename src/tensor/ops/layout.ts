@@ -10,7 +10,7 @@
  * transpose instead.
  */
 import { Tensor, checkTensor, empty, sizeOf } from '../tensor.js';
-import { parallel } from '../dispatch.js';
+import { parallel, ELEMENTWISE_COST } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { reshape } from './shape.js';
@@ -57,7 +57,7 @@ function copy(src: number, dst: number, dims: readonly number[], s: readonly num
   if (D.length > MAX_RANK) throw new Error(`layout copy: ${D.length} axes after merging (at most ${MAX_RANK})`);
   while (D.length < MAX_RANK) D.unshift(1), S.unshift(0), T.unshift(0);
   const rows = D[0] * D[1] * D[2] * D[3] * D[4];
-  parallel('copyStrided', [src, dst, ...D, ...S, ...T], rows, { cost: D[5] });
+  parallel('copyStrided', [src, dst, ...D, ...S, ...T], rows, { cost: ELEMENTWISE_COST * D[5] });
 }
 
 function checkRank(fn: string, x: Tensor): void {
@@ -247,7 +247,7 @@ const padRule = defineRule<PadParams>('pad', {
   forward([x], { paddings, value }) {
     const out = empty(x.shape.map((d, k) => paddings[k][0] + d + paddings[k][1]));
     if (out.size === 0) return out;
-    if (out.size > x.size) parallel('layoutFill', [out.ptr, value], out.size, { cost: 1 });
+    if (out.size > x.size) parallel('layoutFill', [out.ptr, value], out.size, { cost: ELEMENTWISE_COST });
     const os = stridesOf(out.shape);
     const start = paddings.reduce((o, [b], k) => o + b * os[k], 0);
     copy(x.ptr, out.ptr + 4 * start, x.shape, stridesOf(x.shape), os);

@@ -4,7 +4,7 @@
  * that binary ops' gradients use.
  */
 import { Tensor, checkTensor, empty, sizeOf } from '../tensor.js';
-import { parallel } from '../dispatch.js';
+import { parallel, ELEMENTWISE_COST } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { coalesce, forEachSlice } from './binary.js';
@@ -55,7 +55,7 @@ const broadcastToRule = defineRule<ShapeParams>('broadcastTo', {
     const out = empty(shape);
     if (out.size === 0) return out;
     forEachSlice(coalesce(shape, [x.shape]), ([ox], oo, d, [s]) => {
-      parallel('broadcast_copy', [x.ptr + 4 * ox, out.ptr + 4 * oo, d[1], d[2], d[3], ...s], d[0] * d[1] * d[2], { cost: d[3] });
+      parallel('broadcast_copy', [x.ptr + 4 * ox, out.ptr + 4 * oo, d[1], d[2], d[3], ...s], d[0] * d[1] * d[2], { cost: ELEMENTWISE_COST * d[3] });
     });
     return out;
   },

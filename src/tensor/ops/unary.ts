@@ -13,7 +13,7 @@
  * derivative 0 at x = 0; elu's uses e^x = y + 1.
  */
 import { Tensor, checkTensor, empty } from '../tensor.js';
-import { parallel } from '../dispatch.js';
+import { parallel, ELEMENTWISE_COST } from '../dispatch.js';
 import { defineRule, apply, type Rule } from '../primitive.js';
 import { ValueError, describe } from '../errors.js';
 
@@ -34,10 +34,11 @@ export const UNARY_OPS = {
 } as const;
 export type UnaryOpName = keyof typeof UNARY_OPS;
 
-// Rough cost per element in flops (decides whether splitting over threads pays).
+// Rough cost per element in flops, at least a memory-bound op's (decides whether splitting over threads pays).
+const E = ELEMENTWISE_COST;
 const COST: Record<UnaryOpName, number> = {
-  exp: 20, log: 30, sigmoid: 25, tanh: 40, elu: 20, relu: 1, softplus: 60,
-  sqrt: 4, neg: 1, abs: 1, square: 1, reciprocal: 4,
+  exp: 20, log: 30, sigmoid: 25, tanh: 40, elu: 20, relu: E, softplus: 60,
+  sqrt: E, neg: E, abs: E, square: E, reciprocal: E,
 };
 
 function unaryForward(name: UnaryOpName, x: Tensor): Tensor {
