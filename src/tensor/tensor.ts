@@ -18,6 +18,8 @@ interface Block {
   readonly ptr: number;
   readonly bytes: number;
   refs: number;
+  /** Kernel layouts of this block's data, by key (see Tensor.derived); freed with the block. */
+  derived?: Map<string, number>;
 }
 
 // The backstop: a tensor collected without dispose() gives back its reference to its block.
@@ -33,6 +35,8 @@ function release(block: Block): void {
   if (--block.refs === 0) {
     free(block.ptr);
     liveBytes -= block.bytes;
+    for (const ptr of block.derived?.values() ?? []) free(ptr);
+    block.derived = undefined;
   }
 }
 
@@ -98,6 +102,44 @@ export class Tensor {
     release(block);
   }
 
+  /**
+   * @internal Run `use` on a layout of this tensor's data that a kernel wants (a
+   * Winograd-transformed filter, say): a heap block of `bytes` filled by `make`.
+   * Tensors never change, so inside a scope the layout is kept under `key` and
+   * reused until that scope ends or this tensor's block is freed, whichever comes
+   * first: a ConvRNN applies each filter at every time step of a training step.
+   * Outside every scope it is made for this one use. Not counted by memory().
+   */
+  derived<R>(key: string, bytes: number, make: (ptr: number) => void, use: (ptr: number) => R): R {
+    const block = this.#block;
+    if (block === null) throw new ValueError(`use of a disposed tensor (shape [${this.shape.join(', ')}])`);
+    const cached = block.derived?.get(key);
+    if (cached !== undefined) return use(cached);
+    const ptr = alloc(bytes);
+    const cleanups = scopeCleanups[scopeCleanups.length - 1];
+    if (cleanups === undefined) {
+      try {
+        make(ptr);
+        return use(ptr);
+      } finally {
+        free(ptr);
+      }
+    }
+    try {
+      make(ptr);
+    } catch (e) {
+      free(ptr);
+      throw e;
+    }
+    (block.derived ??= new Map()).set(key, ptr);
+    cleanups.push(() => {
+      if (block.derived?.get(key) !== ptr) return; // freed with the block already
+      block.derived.delete(key);
+      free(ptr);
+    });
+    return use(ptr);
+  }
+
   /** @internal A new tensor of another shape on the same block (no copy, no recording). */
   view(shape: readonly number[]): Tensor {
     const block = this.#block;
@@ -141,6 +183,13 @@ export function empty(shape: readonly number[]): Tensor {
 // ---- scopes -------------------------------------------------------------
 
 const scopes: Tensor[][] = [];
+// Per scope, what to undo when it ends besides freeing tensors (derived layouts).
+const scopeCleanups: (() => void)[][] = [];
+
+function endScope(): void {
+  scopes.pop();
+  for (const cleanup of scopeCleanups.pop()!) cleanup();
+}
 
 /**
  * Run `fn` and free every tensor created inside it except those in its result
@@ -149,15 +198,16 @@ const scopes: Tensor[][] = [];
 export function scope<T>(fn: () => T): T {
   const frame: Tensor[] = [];
   scopes.push(frame);
+  scopeCleanups.push([]);
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
+    endScope();
     for (const t of frame) t.dispose();
     throw e;
   }
-  scopes.pop();
+  endScope();
   if (result instanceof Promise) {
     for (const t of frame) t.dispose();
     throw new ValueError('scope: fn must be synchronous; it returned a Promise');

@@ -4,7 +4,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { tensor, zeros, full, randn, uniform, scalar } from '../../src/tensor/create.js';
 import { scope, memory, dispose, Tensor } from '../../src/tensor/tensor.js';
-import { alloc, free, heapStats } from '../../src/tensor/heap.js';
+import { alloc, free, heapStats, heapF32 } from '../../src/tensor/heap.js';
 import { key } from '../../src/tensor/random.js';
 import { ShapeError, ValueError } from '../../src/tensor/errors.js';
 
@@ -103,6 +103,47 @@ describe('scope', () => {
     expect(memory().tensors).toBe(before.tensors + 3);
     await settle();
     expect(memory()).toEqual(before);
+  });
+  it('a derived layout is made once per scope, freed when the scope ends or the tensor goes first, and made per use outside every scope', () => {
+    const t = tensor([1, 2, 3, 4]);
+    let made = 0;
+    const make = (ptr: number): void => {
+      made++;
+      new Float32Array(heapF32().buffer, ptr, 4).set(t.toArray().map((v) => 2 * v));
+    };
+    const read = (ptr: number): number[] => Array.from(new Float32Array(heapF32().buffer, ptr, 4));
+    const heap0 = heapStats().liveBytes;
+    // Outside every scope: made for each use, nothing kept.
+    expect(t.derived('double', 16, make, read)).toEqual([2, 4, 6, 8]);
+    expect(t.derived('double', 16, make, read)).toEqual([2, 4, 6, 8]);
+    expect(made).toBe(2);
+    expect(heapStats().liveBytes).toBe(heap0);
+    // Inside a scope: made once, reused by every use in the scope and its inner scopes, freed at its end.
+    scope(() => {
+      expect(t.derived('double', 16, make, read)).toEqual([2, 4, 6, 8]);
+      scope(() => expect(t.derived('double', 16, make, read)).toEqual([2, 4, 6, 8]));
+      expect(t.derived('other', 16, make, read)).toEqual([2, 4, 6, 8]); // another key: its own layout
+      expect(made).toBe(4);
+      expect(heapStats().liveBytes).toBeGreaterThan(heap0);
+    });
+    expect(heapStats().liveBytes).toBe(heap0);
+    // A tensor freed inside the scope takes its layouts with it; the scope's end does not free them twice.
+    const u = tensor([5, 6, 7, 8]);
+    const heap1 = heapStats().liveBytes;
+    scope(() => {
+      u.derived('double', 16, (ptr) => new Float32Array(heapF32().buffer, ptr, 4).fill(0), () => 0);
+      u.dispose();
+      expect(heapStats().liveBytes).toBe(heap1 - 64); // u's 16 bytes and its layout's, each a 64-byte block
+    });
+    expect(heapStats().liveBytes).toBe(heap1 - 64);
+    // A failing make frees its block and caches nothing.
+    scope(() => {
+      expect(() => t.derived('bad', 16, () => { throw new Error('no'); }, read)).toThrow('no');
+      expect(t.derived('bad', 16, make, read)).toEqual([2, 4, 6, 8]);
+    });
+    expect(heapStats().liveBytes).toBe(heap1 - 64);
+    t.dispose();
+    expect(() => t.derived('double', 16, make, read)).toThrow(/disposed/);
   });
   it('dispose frees a whole pytree', () => {
     const before = memory();

@@ -462,6 +462,13 @@ describe('conv2d takes the Winograd path where it pays', () => {
         expect(bytes(conv2d(v.x, v.w, { padding: 'same', bias: v.b! }).toArray())).toEqual(bytes(want.y));
         expect(bytes(conv2dBackpropInput(v.dy, v.w, v.x.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dx));
         expect(bytes(conv2dBackpropFilter(v.x, v.dy, v.w.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dw));
+        // Again in the same scope and an inner one: the transformed filters (one per direction) are reused.
+        for (const run of [(f: () => void) => f(), (f: () => void) => scope(f)]) {
+          run(() => {
+            expect(bytes(conv2dBackpropInput(v.dy, v.w, v.x.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dx));
+            expect(bytes(conv2d(v.x, v.w, { padding: 'same', bias: v.b! }).toArray())).toEqual(bytes(want.y));
+          });
+        }
       });
     }
   });

@@ -217,26 +217,27 @@ export const winogradPaths = (g: Conv2dGeometry): { forward: WinogradTile; input
  * The conv of `src` [N, H, W, A] to `out` [N, OH, OW, B] by Winograd with `tile`,
  * with the 3x3 filter w [3, 3, Cin, Cout] as is (flip 0: A = Cin, B = Cout) or
  * flipped and transposed (flip 1: the input gradient, A = Cout, B = Cin), padding pt, pl before.
+ * The transformed filter is a derived layout of w: made once per scope, however
+ * many time steps apply the filter.
  */
 function winogradConv(
-  tile: 2 | 4, src: number, w: number, Cin: number, Cout: number, flip: 0 | 1, bias: number, out: number,
+  tile: 2 | 4, src: number, w: Tensor, flip: 0 | 1, bias: number, out: number,
   N: number, H: number, W: number, A: number, OH: number, OW: number, B: number, pt: number, pl: number,
 ): void {
+  const [, , Cin, Cout] = w.shape;
   const planes = (tile + 2) ** 2;
   const panels = Math.ceil(B / 8);
-  const up = alloc(planes * panels * A * 32);
-  try {
-    parallel(tile === 4 ? 'winograd4_filter' : 'winograd_filter', [w, Cin, Cout, flip, up], A, {
+  const transform = (up: number): void =>
+    parallel(tile === 4 ? 'winograd4_filter' : 'winograd_filter', [w.ptr, Cin, Cout, flip, up], A, {
       cost: 8 * planes * panels * 8,
       scratchBytes: K.winograd_filter_scratch(),
     });
+  w.derived(`winograd${tile}:${flip}`, planes * panels * A * 32, transform, (up) =>
     parallel(tile === 4 ? 'winograd4_forward' : 'winograd_forward', [src, up, bias, out, N, H, W, A, OH, OW, B, pt, pl], N * Math.ceil(OH / tile), {
       cost: 2 * planes * Math.ceil(OW / tile) * A * B,
       scratchBytes: tile === 4 ? K.winograd4_forward_scratch(A, B) : K.winograd_forward_scratch(A, B),
-    });
-  } finally {
-    free(up);
-  }
+    }),
+  );
 }
 
 function forward(x: Tensor, w: Tensor, b: Tensor | null, g: Conv2dGeometry): Tensor {
@@ -247,7 +248,7 @@ function forward(x: Tensor, w: Tensor, b: Tensor | null, g: Conv2dGeometry): Ten
   const tile = winogradForward(g);
   if (tile !== 0) {
     const y = empty(shape);
-    winogradConv(tile, x.ptr, w.ptr, g.Cin, g.Cout, 0, bias, y.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl);
+    winogradConv(tile, x.ptr, w, 0, bias, y.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl);
     return y;
   }
   const Kd = g.KH * g.KW * g.Cin;
@@ -273,7 +274,7 @@ function backpropInput(dy: Tensor, w: Tensor, g: Conv2dGeometry): Tensor {
   if (tile !== 0) {
     // The convolution of dy with the flipped, transposed filter and padding 2 - pt, 2 - pl.
     const dx = empty(shape);
-    winogradConv(tile, dy.ptr, w.ptr, g.Cin, g.Cout, 1, 0, dx.ptr, g.N, g.OH, g.OW, g.Cout, g.H, g.W, g.Cin, 2 - g.pt, 2 - g.pl);
+    winogradConv(tile, dy.ptr, w, 1, 0, dx.ptr, g.N, g.OH, g.OW, g.Cout, g.H, g.W, g.Cin, 2 - g.pt, 2 - g.pl);
     return dx;
   }
   const Kd = g.KH * g.KW * g.Cout;
