@@ -16,3 +16,4 @@ export * from './softmax';
 export * from './layout';
 export * from './gates';
 export * from './winograd';
+export * from './probe';

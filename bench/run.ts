@@ -2,7 +2,9 @@
  * `npm run bench [-- --workloads W1,W7 --threads 1,2]`: the workloads of
  * ../shared/WORKLOADS.md, one JSON line per (workload, threads); BN6D/BN6S
  * (bench/convrnn.ts) are ConvRNN training steps of the model zoo; DISPATCH
- * (bench/dispatch.ts) prints one line per case.
+ * (bench/dispatch.ts) prints one line per case; PEAK is the f32x4 multiply
+ * and add rate one core of this machine sustains, the ceiling of the others'
+ * GFLOP/s per thread (separate multiply and add, as every kernel here).
  * `npm run bench -- --profile [--threads 1,2]`: where one W7 step spends its
  * time (bench/profile.ts), each thread count in a fresh process so that its
  * peak RSS is its own.
@@ -14,6 +16,7 @@ import {
   conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
   randn, tensor, scope, split, key, setThreads, startThreads, dispose, sum, mul, type Tensor,
 } from '../src/index.js';
+import { K } from '../src/tensor/kernels.js';
 import { time, emit, rate, round, median } from './harness.js';
 import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
 import { dispatchBench } from './dispatch.js';
@@ -25,7 +28,7 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const ALL = ['W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'BN6D', 'BN6S', 'OP', 'DISPATCH'];
+const ALL = ['PEAK', 'W1', 'W2', 'W3', 'W4', 'W5a', 'W5b', 'W5c', 'W6', 'W7', 'W7f', 'BN6D', 'BN6S', 'OP', 'DISPATCH'];
 const workloads = arg('workloads', ALL.join(',')).split(',');
 const threadCounts = arg('threads', '1').split(',').map(Number);
 const [k1, k2, k3, k4, k5] = split(key(0), 5);
@@ -35,6 +38,12 @@ const W1 = { flops: 2 * 16 * 32 * 32 * 64 * 64 * 9 };
 
 type Workload = (threads: number) => Record<string, unknown> | Promise<Record<string, unknown>[]>;
 const defs: Record<string, Workload> = {
+  // One core whatever the thread count: 6 multiply and 6 add chains in registers (assembly/probe.ts).
+  PEAK: () => {
+    const steps = 2_000_000;
+    const m = time(() => void K.simd_peak(steps, 0.9999999, 1e-7));
+    return { ...m, ...rate(m, { flops: 48 * steps }) };
+  },
   W1: () => {
     const x = randn(k1, [16, 32, 32, 64]), w = randn(k2, [3, 3, 64, 64]);
     const m = time(() => scope(() => void conv2d(x, w, conv3)));
