@@ -768,70 +768,7 @@ export function depthwise_backward_filter(
   }
 }
 
-// ---- bias gradient and the channel multiplier --------------------------------
-
-/**
- * db[c] = sum over p ascending of g[p, c], g: [P, C].
- * Range: channel groups [4*begin, min(4*end, C)) (total = ceil(C / 4)).
- */
-export function depthwise_bias_grad(g: usize, P: i32, C: i32, db: usize, begin: i32, end: i32, scratch: usize): void {
-  const c0 = begin << 2;
-  const c1 = imin(end << 2, C);
-  const CV = C & ~3;
-  const v1 = imin(c1, CV);
-  const C4 = C << 2;
-  // Eight groups (32 channels) at a time in registers.
-  let q = c0;
-  for (; q + 32 <= v1; q += 32) {
-    let a0 = f32x4.splat(0);
-    let a1 = a0;
-    let a2 = a0;
-    let a3 = a0;
-    let a4 = a0;
-    let a5 = a0;
-    let a6 = a0;
-    let a7 = a0;
-    let p = g + <usize>(q << 2);
-    for (let i = 0; i < P; i++) {
-      a0 = f32x4.add(a0, v128.load(p));
-      a1 = f32x4.add(a1, v128.load(p, 16));
-      a2 = f32x4.add(a2, v128.load(p, 32));
-      a3 = f32x4.add(a3, v128.load(p, 48));
-      a4 = f32x4.add(a4, v128.load(p, 64));
-      a5 = f32x4.add(a5, v128.load(p, 80));
-      a6 = f32x4.add(a6, v128.load(p, 96));
-      a7 = f32x4.add(a7, v128.load(p, 112));
-      p += C4;
-    }
-    const o = db + <usize>(q << 2);
-    v128.store(o, a0);
-    v128.store(o, a1, 16);
-    v128.store(o, a2, 32);
-    v128.store(o, a3, 48);
-    v128.store(o, a4, 64);
-    v128.store(o, a5, 80);
-    v128.store(o, a6, 96);
-    v128.store(o, a7, 112);
-  }
-  for (; q < v1; q += 4) {
-    let a = f32x4.splat(0);
-    let p = g + <usize>(q << 2);
-    for (let i = 0; i < P; i++) {
-      a = f32x4.add(a, v128.load(p));
-      p += C4;
-    }
-    v128.store(db + <usize>(q << 2), a);
-  }
-  for (let c = imax(c0, CV); c < c1; c++) {
-    let a: f32 = 0;
-    let p = g + <usize>(c << 2);
-    for (let i = 0; i < P; i++) {
-      a += load<f32>(p);
-      p += C4;
-    }
-    store<f32>(db + <usize>(c << 2), a);
-  }
-}
+// ---- the channel multiplier -------------------------------------------------
 
 /** xr[p, c*M + m] = x[p, c] for x: [P, C]. Range: pixels p in [begin, end). */
 export function depthwise_expand(x: usize, C: i32, M: i32, xr: usize, begin: i32, end: i32, scratch: usize): void {

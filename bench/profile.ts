@@ -25,14 +25,13 @@ import { loadavg } from 'node:os';
 import { resourceUsage, cpuUsage } from 'node:process';
 import { primitives } from '../src/tensor/primitives.js';
 import { observe, type Rule } from '../src/tensor/primitive.js';
-import { parallel } from '../src/tensor/dispatch.js';
 import { _testing } from '../src/tensor/threads.js';
 import { empty, nextTensorId } from '../src/tensor/tensor.js';
 import { rules as unaryRules } from '../src/tensor/ops/unary.js';
 import { rules as binaryRules } from '../src/tensor/ops/binary.js';
 import { rules as compareRules } from '../src/tensor/ops/compare.js';
 import { rules as gateRules } from '../src/tensor/ops/gates.js';
-import { rules as reduceRules } from '../src/tensor/ops/reduce.js';
+import { rules as reduceRules, channelSums } from '../src/tensor/ops/reduce.js';
 import { rules as softmaxRules } from '../src/tensor/ops/softmax.js';
 import { rules as shapeRules } from '../src/tensor/ops/shape.js';
 import { rules as layoutRules } from '../src/tensor/ops/layout.js';
@@ -114,14 +113,6 @@ function optionsOf(g: Conv2dGeometry): Conv2dOptions {
   };
 }
 
-/** The bias gradient as conv2d's vjp computes it (the same kernel call). */
-function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
-  const db = empty([g.Cout]);
-  const P = g.N * g.OH * g.OW;
-  parallel('conv2d_bias_grad', [dy.ptr, P, g.Cout, db.ptr], g.Cout, { cost: P, grain: 32 });
-  return db;
-}
-
 type Vjp = Rule<any>['vjp'];
 
 function convParts(
@@ -152,7 +143,7 @@ function convGrads(
   const dx = skip[0] ? null : part(input, () => conv2dBackpropInput(dy, w, x.shape, opts));
   const dw = skip[1] ? null : part('conv2d backprop-filter', () => conv2dBackpropFilter(x, dy, w.shape, opts));
   if (b === undefined) return [dx, dw];
-  return [dx, dw, skip[2] ? null : t.time('conv2d bias grad', () => biasGrad(dy, g))];
+  return [dx, dw, skip[2] ? null : t.time('conv2d bias grad', () => channelSums(dy))];
 }
 
 const bits = (t: Tensor | null): string => (t === null ? 'null' : Buffer.from(t.toArray().buffer).toString('base64'));

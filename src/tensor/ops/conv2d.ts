@@ -35,6 +35,7 @@ import { parallel, threadsFor } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 import { gemmRaw } from './matmul.js';
+import { channelSums } from './reduce.js';
 import { activateInPlace, unaryGrad, readActivation, type FusedActivation } from './unary.js';
 
 import { pair, windowGeometry, type Conv2dPadding } from './window.js';
@@ -347,13 +348,6 @@ export function filterGradBlocks(Cin: number, Cout: number, threads: number): { 
   return best;
 }
 
-/** Σ of dy over batch and pixels, per output channel, in pixel order. */
-function biasGrad(dy: Tensor, g: Conv2dGeometry): Tensor {
-  const db = empty([g.Cout]);
-  parallel('conv2d_bias_grad', [dy.ptr, g.N * g.OH * g.OW, g.Cout, db.ptr], g.Cout, { cost: g.N * g.OH * g.OW, grain: 32 });
-  return db;
-}
-
 // ---- the primitive ------------------------------------------------------------
 
 const conv2dRule = defineRule<Conv2dParams>('conv2d', {
@@ -366,7 +360,7 @@ const conv2dRule = defineRule<Conv2dParams>('conv2d', {
     const dy = p.activation === null ? g : unaryGrad(p.activation, y, y, g);
     const dx = needs[0] ? backpropInput(dy, w, p) : null;
     const dw = needs[1] ? backpropFilter(x, dy, p) : null;
-    const db = b !== undefined && needs[2] ? biasGrad(dy, p) : null;
+    const db = b !== undefined && needs[2] ? channelSums(dy) : null;
     if (dy !== g) dy.dispose();
     return b === undefined ? [dx, dw] : [dx, dw, db];
   },

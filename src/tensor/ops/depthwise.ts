@@ -20,6 +20,7 @@ import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
 
 import { pair, windowGeometry, type Conv2dPadding } from './window.js';
+import { channelSums } from './reduce.js';
 
 export interface DepthwiseOptions {
   /** Stride, one number or [h, w]; default 1. */
@@ -153,15 +154,6 @@ function depthwiseBackwardFilter(x: Tensor, g: Tensor, p: Geometry): Tensor {
   return dw;
 }
 
-/** Sum of g [..., C] over every axis but the last. */
-function biasGrad(g: Tensor): Tensor {
-  const C = g.shape[g.rank - 1];
-  const P = g.size / C;
-  const db = empty([C]);
-  parallel('depthwise_bias_grad', [g.ptr, P, C, db.ptr], Math.ceil(C / 4), { cost: 4 * P });
-  return db;
-}
-
 // ---- the primitive ------------------------------------------------------------
 
 const depthwiseRule = defineRule<Geometry>('depthwiseConv2d', {
@@ -171,7 +163,7 @@ const depthwiseRule = defineRule<Geometry>('depthwiseConv2d', {
   vjp(g, [x, w, b], _out, p, needs) {
     const dx = needs[0] ? depthwiseBackwardInput(g, w, p) : null;
     const dw = needs[1] ? depthwiseBackwardFilter(x, g, p) : null;
-    return b === undefined ? [dx, dw] : [dx, dw, needs[2] ? biasGrad(g) : null];
+    return b === undefined ? [dx, dw] : [dx, dw, needs[2] ? channelSums(g) : null];
   },
 });
 

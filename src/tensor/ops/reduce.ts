@@ -70,6 +70,11 @@ function reduceForward(kernel: 'reduce_sum' | 'reduce_max', x: Tensor, run: Run)
   return out;
 }
 
+/** Σ of x over every axis but the last: the per-channel sums of a bias gradient. Not recorded. */
+export function channelSums(x: Tensor): Tensor {
+  return reduceForward('reduce_sum', x, { lo: 0, hi: x.rank - 1 });
+}
+
 const sumRule = defineRule<Run>('sum', {
   forward: ([x], run) => reduceForward('reduce_sum', x, run),
   vjp: (g, [x], _out, run) => [broadcastTo(reshape(g, keptShape(x.shape, run)), x.shape)],
