@@ -47,7 +47,7 @@
  * is step 0 under the 'standard' wiring it is made for.
  */
 import { Tensor, checkTensor, scope } from '../tensor/tensor.js';
-import { randn, tensor } from '../tensor/create.js';
+import { randn, full } from '../tensor/create.js';
 import { foldIn, key } from '../tensor/random.js';
 import { ShapeError, ValueError, describe } from '../tensor/errors.js';
 import { mul } from '../tensor/ops/binary.js';
@@ -94,9 +94,7 @@ export function stimulusSchedule(images: Tensor, schedule: ScheduleConfig): Tens
     throw new ValueError(`${fn}: schedule.gray must be a finite number or ${c} of them (one per channel), got ${describe(gray)}`);
   }
   if (imageOff === T) return new Array<Tensor>(T).fill(images);
-  const data = new Float32Array(images.size);
-  for (let i = 0; i < data.length; i++) data[i] = perChannel[i % c];
-  const grayImage = tensor(data, images.shape);
+  const grayImage = full(images.shape, perChannel);
   return Array.from({ length: T }, (_, t) => (t < imageOff ? images : grayImage));
 }
 

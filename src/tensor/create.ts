@@ -24,13 +24,30 @@ export function scalar(value: number): Tensor {
   return tensor([value], []);
 }
 
-/** A tensor filled with `value`. */
-export function full(shape: readonly number[], value: number): Tensor {
+/**
+ * A tensor filled with `value`; an array of values is repeated along the last
+ * axis (one per channel: `full([N, H, W, 3], [r, g, b])`).
+ */
+export function full(shape: readonly number[], value: number | readonly number[]): Tensor {
   checkShape('full', 'shape', shape);
-  if (typeof value !== 'number') throw new ValueError(`full: value must be a number, got ${describe(value)}`);
+  const last = shape.length === 0 ? 1 : shape[shape.length - 1];
+  if (Array.isArray(value)) {
+    if (value.length !== last || !value.every((v) => typeof v === 'number')) {
+      throw new ValueError(`full: value must be a number or ${last} numbers (one per index of the last axis of [${shape.join(', ')}]), got ${describe(value)}`);
+    }
+  } else if (typeof value !== 'number') {
+    throw new ValueError(`full: value must be a number or an array of numbers, got ${describe(value)}`);
+  }
   const t = empty(shape);
   const p = t.ptr >>> 2;
-  heapF32().fill(value, p, p + t.size);
+  const heap = heapF32();
+  if (!Array.isArray(value)) {
+    heap.fill(value as number, p, p + t.size);
+  } else if (t.size > 0) {
+    // The first row, then doubling copies of what is written.
+    heap.set(value, p);
+    for (let n = last; n < t.size; n *= 2) heap.copyWithin(p + n, p, p + Math.min(n, t.size - n));
+  }
   return t;
 }
 

@@ -305,4 +305,21 @@ describe('validation', () => {
     expect(() => stimulusSchedule(x, { T: 3, imageOff: 4 })).toThrow(/schedule\.imageOff/);
     expect(() => minimalUnroll({} as Network)).toThrow(ValueError);
   });
+
+  it('stimulusSchedule: the images up to imageOff, then one mean-gray tensor (per channel) at every later step', () => {
+    scope(() => {
+      const x = randn(key(13), [2, 3, 5, 3]);
+      const s = stimulusSchedule(x, { T: 5, imageOff: 2, gray: [0.25, -1.5, 2] });
+      expect(s).toHaveLength(5);
+      expect(s[0]).toBe(x);
+      expect(s[1]).toBe(x);
+      expect(s[3]).toBe(s[2]);
+      expect(s[4]).toBe(s[2]);
+      expect(s[2].shape).toEqual([2, 3, 5, 3]);
+      const g = s[2].toArray();
+      for (let i = 0; i < g.length; i++) expect(g[i]).toBe([0.25, -1.5, 2][i % 3]);
+      expect(Array.from(stimulusSchedule(x, { T: 2, imageOff: 1 })[1].toArray()).every((v) => v === 0.5)).toBe(true);
+      expect(stimulusSchedule(x, { T: 3, imageOff: 3 })).toEqual([x, x, x]);
+    });
+  });
 });

@@ -36,6 +36,22 @@ describe('Tensor', () => {
     expect(() => t.toArray()).toThrow(/disposed/);
     t.dispose(); // idempotent
   });
+  it('full repeats an array of values along the last axis, and rejects a wrong count', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 0, maxLength: 4 }), fc.nat(1000), (shape, seed) => {
+        const last = shape.length === 0 ? 1 : shape[shape.length - 1];
+        const values = Array.from({ length: last }, (_, i) => Math.fround(Math.sin(seed + 7 * i)));
+        const got = scope(() => full(shape, values).toArray());
+        const size = shape.reduce((a, d) => a * d, 1);
+        expect(got.length).toBe(size);
+        for (let i = 0; i < size; i++) expect(got[i]).toBe(values[i % last]);
+      }),
+    );
+    expect(Array.from(scope(() => full([2, 3], 4).toArray()))).toEqual([4, 4, 4, 4, 4, 4]);
+    expect(() => full([2, 3], [1, 2])).toThrow(/full: value must be a number or 3 numbers .* got \[1, 2\]/);
+    expect(() => full([2, 3], [1, 'a', 3] as never)).toThrow(ValueError);
+    expect(() => full([2], '1' as never)).toThrow(/full: value must be a number or an array of numbers/);
+  });
   it('randn and uniform depend only on the key', () => {
     const a = randn(key(5), [7, 3]).toArray();
     uniform(key(9), [100]);
