@@ -18,9 +18,8 @@ import { alloc, free } from '../heap.js';
 import { parallel } from '../dispatch.js';
 import { defineRule, apply } from '../primitive.js';
 import { ShapeError, ValueError, describe } from '../errors.js';
-
-import { pair, windowGeometry, type Conv2dPadding } from './window.js';
 import { channelSums } from './reduce.js';
+import { pair, windowGeometry, type Conv2dPadding } from './window.js';
 
 export interface DepthwiseOptions {
   /** Stride, one number or [h, w]; default 1. */
