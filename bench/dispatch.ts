@@ -101,7 +101,8 @@ function publish(c: Channel, kernel: number, args: readonly number[], total: num
   ch[C.ARGC] = args.length;
   for (let i = 0; i < args.length; i++) argv[i] = args[i];
   ch[C.TOTAL] = total;
-  ch[C.CHUNK] = total;
+  ch[C.GRAIN] = total;
+  ch[C.UNITS] = 1;
   ch[C.SHARDS] = 1;
   Atomics.store(ch, C.DONE, 0);
   Atomics.store(ch, C.CLAIM, (c.gen & C.GEN_MASK) << C.CLAIM_SHIFT);

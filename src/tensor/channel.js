@@ -7,8 +7,9 @@ export const DONE = 2; // bumped whenever a shard finishes: the caller sleeps on
 export const SHARDS = 3; // shard count of this job (<= MAX_SHARDS)
 export const KERNEL = 4; // index of the kernel among the module's function exports
 export const ARGC = 5; // number of kernel arguments
-export const TOTAL = 6; // the range [0, TOTAL) is cut into shards of CHUNK
-export const CHUNK = 7;
+export const TOTAL = 6; // the range [0, TOTAL) is cut into UNITS units of GRAIN (the last may be short),
+export const GRAIN = 7; // and the units as evenly as can be into SHARDS shards
+export const UNITS = 14;
 export const ERROR = 8; // 0 none, 1 a worker died, 2 a kernel threw
 export const ERROR_SLOT = 9;
 export const EXIT = 10; // set to 1 to stop every worker
@@ -36,6 +37,16 @@ export function kernelNames(module) {
     .map((e) => e.name);
 }
 
+/** The range of shard s: units [floor(s U / S), floor((s + 1) U / S)) of the current job. */
+export function shardRange(ch, s) {
+  const grain = ch[GRAIN];
+  const units = ch[UNITS];
+  const shards = ch[SHARDS];
+  const begin = Math.floor((s * units) / shards) * grain;
+  const end = Math.min(ch[TOTAL], Math.floor(((s + 1) * units) / shards) * grain);
+  return { begin, end };
+}
+
 /**
  * Claim and run shards of the current job until none is left. Returns normally;
  * a kernel exception is recorded in ERROR (the caller reports it).
@@ -51,10 +62,7 @@ export function runShards(ch, args, fns, slot, gen) {
     // The claim succeeded, so this generation's job fields are the ones read below.
     Atomics.store(ch, BUSY + slot, 1);
     if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
-    const total = ch[TOTAL];
-    const chunk = ch[CHUNK];
-    const begin = s * chunk;
-    const end = Math.min(total, begin + chunk);
+    const { begin, end } = shardRange(ch, s);
     const argc = ch[ARGC];
     const a = new Array(argc + 3);
     for (let i = 0; i < argc; i++) a[i] = args[i];

@@ -149,7 +149,6 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   if (supervisor === null) startPool();
   const units = Math.ceil(total / grain);
   const shards = Math.min(units, SHARDS_PER_THREAD * threads, C.MAX_SHARDS);
-  const chunk = Math.ceil(units / shards) * grain;
   for (let slot = 0; slot < threads; slot++) ch[C.SCRATCH + slot] = scratchFor(slot, bytes);
 
   gen = (gen + 1) | 0;
@@ -158,8 +157,9 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   ch[C.ARGC] = args.length;
   for (let i = 0; i < args.length; i++) argv[i] = args[i];
   ch[C.TOTAL] = total;
-  ch[C.CHUNK] = chunk;
-  ch[C.SHARDS] = Math.ceil(total / chunk);
+  ch[C.GRAIN] = grain;
+  ch[C.UNITS] = units;
+  ch[C.SHARDS] = shards;
   Atomics.store(ch, C.CLAIM, (gen & C.GEN_MASK) << C.CLAIM_SHIFT);
   Atomics.store(ch, C.GEN, gen);
   Atomics.notify(ch, C.GEN);

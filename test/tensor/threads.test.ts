@@ -6,6 +6,8 @@ import { kernelsPath } from '../../src/tensor/kernels.js';
 import { setThreads, getThreads, startThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
 import { empty } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
+import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channel.js';
+import fc from 'fast-check';
 
 async function untilWorkersReady(n: number): Promise<void> {
   for (let i = 0; i < 500 && _testing.readyWorkers() < n; i++) await new Promise((r) => setTimeout(r, 10));
@@ -39,6 +41,29 @@ describe('thread pool', () => {
       expect(t.toArray().every((v) => v === value)).toBe(true);
     }
     t.dispose();
+  });
+
+  it('shards cut the range at whole grains, in order, as evenly as the grain allows', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100_000 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 200 }), (total, grain, want) => {
+        const units = Math.ceil(total / grain);
+        const shards = Math.min(units, want);
+        const ch = new Int32Array(32);
+        [ch[TOTAL], ch[GRAIN], ch[UNITS], ch[SHARDS]] = [total, grain, units, shards];
+        let next = 0;
+        const sizes: number[] = [];
+        for (let s = 0; s < shards; s++) {
+          const { begin, end } = shardRange(ch, s);
+          expect(begin).toBe(next);
+          expect(begin % grain).toBe(0);
+          expect(end).toBeGreaterThan(begin);
+          sizes.push(Math.ceil((end - begin) / grain));
+          next = end;
+        }
+        expect(next).toBe(total);
+        expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+      }),
+    );
   });
 
   it('a job ends when each of its shards has finished, whatever the completion count says', async () => {
