@@ -38,9 +38,9 @@ let jobs = 0;
 /** Spin iterations of a worker before it sleeps (~100 us). */
 const SPIN = 20000;
 /**
- * Shards per thread. A shard has fixed costs (a Winograd shard brings the
- * transformed filter into its core's cache, sets up its tile blocks) and more
- * shards only help balance threads that start or run unevenly. Measured at 2
+ * Shards per thread. More shards balance threads that start or run unevenly,
+ * but each costs something fixed (about 10 us a shard in a W7 step; cutting
+ * Winograd shards at whole tile blocks did not remove it). Measured at 2
  * threads, 2 against 3 per thread, interleaved: a W7 step 284 against 294 ms,
  * W5a 6.35 against 6.59 ms, W3 1.02 against 1.07 ms, W1 -2%, W5b, W4, W6 even;
  * 1 per thread was no better on W7 and 5% worse on W3.
