@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { transpileSources } from '../util/transpile.js';
@@ -7,7 +8,6 @@ import { setThreads, getThreads, startThreads, runSharded, WorkerError, _testing
 import { empty } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
 import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channel.js';
-import fc from 'fast-check';
 
 async function untilWorkersReady(n: number): Promise<void> {
   for (let i = 0; i < 500 && _testing.readyWorkers() < n; i++) await new Promise((r) => setTimeout(r, 10));
