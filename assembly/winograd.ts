@@ -775,37 +775,85 @@ export function winograd4_forward(
   v128.store(o + 2 * st, f32x4.add(f32x4.add(p, f32x4.mul(f32x4.splat(4), u)), m5));
 }
 
-/** Scratch bytes per thread for winograd4_filter_grad. */
-export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
+/** Tiles per block of the F(3x3, 4x4) filter gradient (the caller cuts runs from whole blocks). */
+export function winograd4_filter_grad_block(Cin: i32, Cout: i32): i32 {
+  return bwf4Block(Cin, Cout);
+}
+
+/** Bytes between the 36 planes of the filter gradient's sums M (ceil4(Cin) x ceil8(Cout) floats each). */
+export function winograd4_filter_grad_plane(Cin: i32, Cout: i32): i32 {
+  return planeStride(((Cin + 3) & ~3) * ((Cout + 7) & ~7) * 4);
+}
+
+/** Scratch bytes of filterGrad4: its tables, zeros and the transformed tiles of a block. */
+@inline function fg4WorkBytes(Cin: i32, Cout: i32): i32 {
   const bt = bwf4Block(Cin, Cout);
   const cinP = (Cin + 3) & ~3;
   const coutP = (Cout + 7) & ~7;
-  return FIXED6 + align16((max(Cin, Cout) + 4) * 4) + 36 * planeStride(bt * cinP * 4) + 36 * planeStride(bt * coutP * 4) + 36 * planeStride(cinP * coutP * 4) + 64;
+  return FIXED6 + align16((max(Cin, Cout) + 4) * 4) + 36 * planeStride(bt * cinP * 4) + 36 * planeStride(bt * coutP * 4) + 64;
+}
+
+/** Scratch bytes per thread for winograd4_filter_grad: filterGrad4's, then a block's sums M. */
+export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
+  return fg4WorkBytes(Cin, Cout) + 36 * winograd4_filter_grad_plane(Cin, Cout) + 64;
 }
 
 /**
  * dw[3, 3, Cin, Cout] as winograd_filter_grad, by F(3x3, 4x4): 4x4 tiles of dy
- * against 6x6 tiles of x, summed over the batch in the transformed domain in
- * tile order. Blocks of dw and the range as for winograd_filter_grad.
+ * against 6x6 tiles of x, summed in the transformed domain (M, 36 planes) in
+ * tile order, in blocks of tiles fixed by the shape, then dw = Adᵀ M Ad.
+ *
+ * The T tiles are cut into R runs, [r · runTiles, (r + 1) · runTiles) and the
+ * last one to T ((R - 1) · runTiles < T), the channels into blocks of cg input x
+ * og output channels (cg a multiple of 4, og of 8, or the whole side); unit u
+ * is block u / R, run u % R. Range over units.
+ *   - R = 1: each unit sums its block of M in scratch and writes its block of dw.
+ *   - R > 1: unit (b, r) writes block b of run r's sums M_r at m + r · 36 ·
+ *     winograd4_filter_grad_plane bytes, and dw is not touched: the caller adds
+ *     M_0 + M_1 + ... in that order and applies winograd4_filter_grad_out.
+ * Either way the bits depend on R and runTiles, never on the channel blocks.
  */
 export function winograd4_filter_grad(
-  x: usize, dy: usize, dw: usize,
-  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32, cg: i32, og: i32,
+  x: usize, dy: usize, dw: usize, m: usize,
+  N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32, cg: i32, og: i32, R: i32, runTiles: i32,
   begin: i32, end: i32, scratch: usize,
 ): void {
   const groups = (Cout + og - 1) / og;
+  const T = N * ((OH + 3) >> 2) * ((OW + 3) >> 2);
+  const ms = <usize>winograd4_filter_grad_plane(Cin, Cout);
+  const rM = <usize>((Cout + 7) & ~7) << 2; // bytes between the rows of an M_r
+  const acc = (scratch + <usize>fg4WorkBytes(Cin, Cout) + 63) & ~63; // R = 1: the block's M, 36 planes of at most ms bytes
   for (let u = begin; u < end; u++) {
-    const ci = (u / groups) * cg;
-    const co = (u % groups) * og;
-    filterGrad4(x, dy, dw, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, min(Cin, ci + cg), co, min(Cout, co + og), scratch);
+    const b = u / R;
+    const r = u % R;
+    const ci = (b / groups) * cg;
+    const co = (b % groups) * og;
+    const ci1 = min(Cin, ci + cg);
+    const co1 = min(Cout, co + og);
+    // One run: the block's M in scratch, as compact as the block; else run r's M_r.
+    const rD = R == 1 ? <usize>((co1 - co + 7) & ~7) << 2 : rM;
+    const mp = R == 1 ? <usize>planeStride(((ci1 - ci + 3) & ~3) * <i32>rD) : ms;
+    const macc = R == 1 ? acc : m + <usize>r * 36 * ms + <usize>ci * rM + (<usize>co << 2);
+    const t0 = r * runTiles;
+    filterGrad4(x, dy, macc, mp, rD, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, ci1, co, co1, t0, r == R - 1 ? T : t0 + runTiles, scratch);
+    if (R == 1) outTransform4(acc, mp, rD, dw, Cin, Cout, ci, ci1, co, co1, scratch);
   }
 }
 
-/** winograd4_filter_grad for input channels [begin, end) and output channels [co0, co1). */
+/** dw from M, the sum of winograd4_filter_grad's runs (R > 1). Range over input channels. */
+export function winograd4_filter_grad_out(m: usize, dw: usize, Cin: i32, Cout: i32, begin: i32, end: i32, scratch: usize): void {
+  outTransform4(m, <usize>winograd4_filter_grad_plane(Cin, Cout), <usize>((Cout + 7) & ~7) << 2, dw, Cin, Cout, begin, end, 0, Cout, scratch);
+}
+
+/**
+ * M[ξ] = Σ Xt[ξ]ᵀ · Dt[ξ] over tiles [t0, t1), for input channels [begin, end)
+ * and output channels [co0, co1): rows of the block at macc, rD bytes apart,
+ * planes ms bytes apart.
+ */
 function filterGrad4(
-  x: usize, dy: usize, dw: usize,
+  x: usize, dy: usize, macc: usize, ms: usize, rD: usize,
   N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
-  begin: i32, end: i32, co0: i32, co1: i32, scratch: usize,
+  begin: i32, end: i32, co0: i32, co1: i32, t0: i32, t1: i32, scratch: usize,
 ): void {
   const bt = bwf4Block(Cin, Cout);
   const np = (co1 - co0 + 7) >> 3;
@@ -815,27 +863,23 @@ function filterGrad4(
   const xc = nq << 2; // channels of the range, padded to 4
   const TH = (OH + 3) >> 2;
   const TW = (OW + 3) >> 2;
-  const T = N * TH * TW;
   const ptab = scratch;
   const tmp = scratch + 256;
   const ent = scratch + 896;
   const zero = scratch + FIXED6;
   const xs = <usize>planeStride(bt * xc * 4); // bytes between the ξ of Xt ([q][t][4] each)
   const ds = <usize>planeStride(bt * coutP * 4); // bytes between the ξ of Dt ([j][t][8] each)
-  const ms = <usize>planeStride(xc * coutP * 4); // bytes between the ξ of Macc ([ci][co] each)
   const Xt = (zero + <usize>align16((max(Cin, Cout) + 4) * 4) + 63) & ~63;
   const Dt = Xt + 36 * xs;
-  const Macc = Dt + 36 * ds;
   for (let i = 0; i < max(Cin, Cout) + 4; i += 4) v128.store(zero + (<usize>i << 2), f32x4.splat(0));
   const pixX = <usize>Cin << 2;
   const pixD = <usize>Cout << 2;
   const qs = <usize>bt << 4;
   const ps = <usize>bt << 5;
-  const rD = <usize>coutP << 2;
-  for (let t0 = 0; t0 < T; t0 += bt) {
-    const nt = min(bt, T - t0);
+  for (let tb = t0; tb < t1; tb += bt) {
+    const nt = min(bt, t1 - tb);
     for (let t = 0; t < nt; t++) {
-      const L = t0 + t;
+      const L = tb + t;
       const tr = L / TW;
       const tw = L - tr * TW;
       const n = tr / TH;
@@ -872,15 +916,15 @@ function filterGrad4(
         }
       }
     }
-    // Macc[ξ] (+)= Xt[ξ]ᵀ · Dt[ξ] over the block's tiles.
-    const cont = t0 == 0 ? 0 : 1;
+    // M[ξ] (+)= Xt[ξ]ᵀ · Dt[ξ] over the block's tiles.
+    const cont = tb == t0 ? 0 : 1;
     store<u32>(ent, 0);
     store<u32>(ent, 0, 4);
     store<i32>(ent, nt, 8);
     for (let xi = 0; xi < 36; xi++) {
       const xa = Xt + <usize>xi * xs;
       const db = Dt + <usize>xi * ds;
-      const ma = Macc + <usize>xi * ms;
+      const ma = macc + <usize>xi * ms;
       for (let q = 0; q < nq; q++) {
         for (let jp = 0; jp < np; jp++) {
           gemm_tile(ent, 1, xa + <usize>q * qs, 16, db + <usize>jp * ps, 32, ma + <usize>(4 * q) * rD + (<usize>jp << 5), rD, cont, 0);
@@ -888,17 +932,24 @@ function filterGrad4(
       }
     }
   }
-  // dw = Adᵀ (σσᵀ ⊙ M) Ad: rows of M (staged at tmp as [6][3]), then columns.
+}
+
+/**
+ * dw = Adᵀ (σσᵀ ⊙ M) Ad for input channels [i0, i1) and output channels
+ * [co0, co1); M's row for channel i0 at m, rows rD bytes apart, planes ms.
+ * Rows of M staged at tmp (384 bytes) as [6][3], then columns.
+ */
+function outTransform4(m: usize, ms: usize, rD: usize, dw: usize, Cin: i32, Cout: i32, i0: i32, i1: i32, co0: i32, co1: i32, tmp: usize): void {
   const ldw = <usize>Cout << 2;
   const tap = <usize>Cin * ldw;
-  for (let i = 0; i < nc; i++) {
-    const mrow = Macc + <usize>i * rD;
-    const wrow = dw + <usize>(begin + i) * ldw;
+  for (let i = i0; i < i1; i++) {
+    const mrow = m + <usize>(i - i0) * rD;
+    const wrow = dw + <usize>i * ldw;
     for (let c = 0; c < co1 - co0; c += 4) {
       const nv = min(4, co1 - co0 - c);
-      const m = mrow + (<usize>c << 2);
+      const mc = mrow + (<usize>c << 2);
       for (let a = 0; a < 6; a++) {
-        const r = m + <usize>(6 * a) * ms;
+        const r = mc + <usize>(6 * a) * ms;
         ad3(
           f32x4.mul(v128.load(r), sigma2(a, 0)), f32x4.mul(v128.load(r + ms), sigma2(a, 1)), f32x4.mul(v128.load(r + 2 * ms), sigma2(a, 2)),
           f32x4.mul(v128.load(r + 3 * ms), sigma2(a, 3)), f32x4.mul(v128.load(r + 4 * ms), sigma2(a, 4)), f32x4.mul(v128.load(r + 5 * ms), sigma2(a, 5)),

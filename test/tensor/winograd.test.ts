@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, filterGradBlocks, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
+import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, filterGradBlocks, filterGradRuns, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
 import { randn } from '../../src/tensor/create.js';
 import { Tensor, scope } from '../../src/tensor/tensor.js';
 import { alloc, free, heapF32 } from '../../src/tensor/heap.js';
@@ -200,8 +200,8 @@ function runRanges(floats: number, scratchBytes: number, parts: [number, number]
 /** The kernels of one tile size. */
 const kernels = (t: Tile) =>
   t === 4
-    ? { filter: K.winograd4_filter, forward: K.winograd4_forward, forwardScratch: K.winograd4_forward_scratch, grad: K.winograd4_filter_grad, gradScratch: K.winograd4_filter_grad_scratch }
-    : { filter: K.winograd_filter, forward: K.winograd_forward, forwardScratch: K.winograd_forward_scratch, grad: K.winograd_filter_grad, gradScratch: K.winograd_filter_grad_scratch };
+    ? { filter: K.winograd4_filter, forward: K.winograd4_forward, forwardScratch: K.winograd4_forward_scratch }
+    : { filter: K.winograd_filter, forward: K.winograd_forward, forwardScratch: K.winograd_forward_scratch };
 
 /** The transformed filter's floats (flip 0: forward, A = Cin; flip 1: input gradient, A = Cout). */
 const filterFloats = (t: Tile, c: Case, flip: 0 | 1): number => {
@@ -236,22 +236,58 @@ function inputParts(t: Tile, c: Case, dy: Tensor, upT: number, parts: [number, n
   );
 }
 
-/** The filter gradient in blocks of cg input x og output channels (default one block), over ranges of blocks. */
-function gradParts(t: Tile, c: Case, x: Tensor, dy: Tensor, parts: [number, number][], cg = c.Cin, og = c.Cout): Float32Array {
-  return runRanges(9 * c.Cin * c.Cout, kernels(t).gradScratch(c.Cin, c.Cout), parts, (o, b, e, s) =>
-    kernels(t).grad(x.ptr, dy.ptr, o, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, b, e, s),
-  );
+/**
+ * The filter gradient in blocks of cg input x og output channels (default one
+ * block), over ranges of units; 4x4 tiles in runs of runTiles tiles (default
+ * one run), whose sums are then added in order (reduce_sum) and transformed.
+ */
+function gradParts(t: Tile, c: Case, x: Tensor, dy: Tensor, parts: [number, number][], cg = c.Cin, og = c.Cout, runs = ONE_RUN): Float32Array {
+  const floats = 9 * c.Cin * c.Cout;
+  if (t === 2) {
+    return runRanges(floats, K.winograd_filter_grad_scratch(c.Cin, c.Cout), parts, (o, b, e, s) =>
+      K.winograd_filter_grad(x.ptr, dy.ptr, o, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, b, e, s),
+    );
+  }
+  const { R, runTiles } = runs;
+  const scratchBytes = K.winograd4_filter_grad_scratch(c.Cin, c.Cout);
+  const grad = (dw: number, m: number, b: number, e: number, s: number) =>
+    K.winograd4_filter_grad(x.ptr, dy.ptr, dw, m, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, R, R === 1 ? tiles4(c) : runTiles, b, e, s);
+  if (R === 1) return runRanges(floats, scratchBytes, parts, (o, b, e, s) => grad(o, 0, b, e, s));
+  const runFloats = (36 * K.winograd4_filter_grad_plane(c.Cin, c.Cout)) / 4;
+  const m = alloc((R + 1) * runFloats * 4);
+  const total = m + R * runFloats * 4;
+  try {
+    // The runs' sums, NaN where no unit writes; dw is untouched (NaN stays NaN).
+    const none = runRanges(floats, scratchBytes, parts, (o, b, e, s) => {
+      if (b === parts[0][0]) heapF32().fill(NaN, m >>> 2, (m >>> 2) + R * runFloats);
+      grad(o, m, b, e, s);
+    });
+    expect(none.every(Number.isNaN)).toBe(true);
+    K.reduce_sum(m, total, 1, R, runFloats, 0, runFloats, 0);
+    return runRanges(floats, 384, [[0, c.Cin]], (o, b, e, s) => K.winograd4_filter_grad_out(total, o, c.Cin, c.Cout, b, e, s));
+  } finally {
+    free(m);
+  }
 }
 
-/** y, dx and dw of a case by the kernels of tile size t, each over one range. */
-function allThree(t: Tile, c: Case, v: Inputs): { y: Float32Array; dx: Float32Array; dw: Float32Array } {
+const tiles4 = (c: Case): number => c.N * Math.ceil(c.OH / 4) * Math.ceil(c.OW / 4);
+
+/** `runs` runs of a case's 4x4 tiles (fewer where there are fewer tiles), of floor(T / R), the last one longer. */
+const runsOf = (c: Case, runs: number): { R: number; runTiles: number } => {
+  const R = Math.min(runs, tiles4(c));
+  return { R, runTiles: Math.floor(tiles4(c) / R) };
+};
+const ONE_RUN = { R: 1, runTiles: 0 };
+
+/** y, dx and dw of a case by the kernels of tile size t, each over one range (dw of 4x4 tiles in the given runs). */
+function allThree(t: Tile, c: Case, v: Inputs, runs = ONE_RUN): { y: Float32Array; dx: Float32Array; dw: Float32Array } {
   const up = transformedFilter(t, v.w, c, 0);
   const upT = transformedFilter(t, v.w, c, 1);
   try {
     return {
       y: forwardParts(t, c, v.x, up, v.b?.ptr ?? 0, [[0, tileRows(t, c.N, c.OH)]]),
       dx: inputParts(t, c, v.dy, upT, [[0, tileRows(t, c.N, c.H)]]),
-      dw: gradParts(t, c, v.x, v.dy, [[0, 1]]),
+      dw: gradParts(t, c, v.x, v.dy, [[0, t === 4 ? runs.R : 1]], c.Cin, c.Cout, runs),
     };
   } finally {
     free(up);
@@ -318,13 +354,13 @@ const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOf
 // ---- tests ------------------------------------------------------------------------------
 
 describe('Winograd kernels against a float64 reference', () => {
-  it('forward, input gradient (flipped filter, padding 2 - p) and filter gradient, 2x2 and 4x4 tiles, agree on random shapes and paddings', () => {
+  it('forward, input gradient (flipped filter, padding 2 - p) and filter gradient (4x4: in 1 to 4 runs), 2x2 and 4x4 tiles, agree on random shapes and paddings', () => {
     fc.assert(
-      fc.property(tileArb, caseArb, (t, c) =>
+      fc.property(tileArb, caseArb, fc.integer({ min: 1, max: 4 }), (t, c, runs) =>
         scope(() => {
           const v = inputs(c);
           const r = reference(c, v.x.toArray(), v.w.toArray(), v.b?.toArray() ?? null, v.dy.toArray());
-          const { y, dx, dw } = allThree(t, c, v);
+          const { y, dx, dw } = allThree(t, c, v, runsOf(c, runs));
           expectAll(t, c, r, v, y, dx, dw);
         }),
       ),
@@ -371,9 +407,9 @@ describe('Winograd kernels against a float64 reference', () => {
 });
 
 describe('Winograd kernels are deterministic under any range split', () => {
-  it('filter transforms, forward, input gradient and filter gradient (in blocks of channels) give the same bytes for one range and random ranges', () => {
+  it('filter transforms, forward, input gradient and filter gradient (in blocks of channels; 4x4 in 1 to 4 runs) give the same bytes for one range and random ranges', () => {
     fc.assert(
-      fc.property(tileArb, caseArb, cutsArb, fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })), (t, c, cuts, blocks) =>
+      fc.property(tileArb, caseArb, cutsArb, fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 })), fc.integer({ min: 1, max: 4 }), (t, c, cuts, blocks, runs) =>
         scope(() => {
           const { x, w, b, dy } = inputs(c);
           for (const flip of [0, 1] as const) {
@@ -389,10 +425,11 @@ describe('Winograd kernels are deterministic under any range split', () => {
             const rowsT = tileRows(t, c.N, c.H);
             const dx1 = inputParts(t, c, dy, upT, [[0, rowsT]]);
             expect(bytes(inputParts(t, c, dy, upT, ranges(rowsT, cuts)))).toEqual(bytes(dx1));
-            const dw1 = gradParts(t, c, x, dy, [[0, 1]]);
+            const cut = t === 4 ? runsOf(c, runs) : ONE_RUN;
+            const dw1 = gradParts(t, c, x, dy, [[0, cut.R]], c.Cin, c.Cout, cut);
             const [cg, og] = [4 * blocks[0], 8 * blocks[1]];
-            const units = Math.ceil(c.Cin / cg) * Math.ceil(c.Cout / og);
-            expect(bytes(gradParts(t, c, x, dy, ranges(units, cuts), cg, og))).toEqual(bytes(dw1));
+            const units = Math.ceil(c.Cin / cg) * Math.ceil(c.Cout / og) * cut.R;
+            expect(bytes(gradParts(t, c, x, dy, ranges(units, cuts), cg, og, cut))).toEqual(bytes(dw1));
           } finally {
             free(up);
             free(upT);
@@ -448,7 +485,32 @@ describe('conv2d takes the Winograd path where it pays', () => {
     expect(filterGradBlocks(64, 64, 4).units).toBe(4);
   });
 
-  it("conv2d, conv2dBackpropInput and conv2dBackpropFilter return the Winograd kernels' bytes (2x2 and 4x4 tiles)", () => {
+  it('cuts the 4x4 filter gradient into at most 4 runs of whole blocks of tiles, fixed by the shape, only where its sums are small', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 4, max: 40 }), fc.integer({ min: 1, max: 96 }), fc.integer({ min: 1, max: 96 }), (N, H, Cin, Cout) => {
+        const g = geo(N, H, H, Cin, Cout, 1);
+        const { T, R, runTiles } = filterGradRuns(g);
+        const bt = K.winograd4_filter_grad_block(Cin, Cout);
+        expect(T).toBe(N * Math.ceil(H / 4) ** 2);
+        expect(R).toBeGreaterThanOrEqual(1);
+        expect(R).toBeLessThanOrEqual(4);
+        if (R === 1) expect(runTiles).toBe(T);
+        else {
+          expect(runTiles % bt).toBe(0);
+          expect(R * runTiles).toBeLessThanOrEqual(T); // the last run takes at least its share,
+          expect(T - (R - 1) * runTiles).toBeLessThan(runTiles + R * bt); // and under R blocks more
+        }
+        if (36 * K.winograd4_filter_grad_plane(Cin, Cout) > 192 << 10 || T < 2 * bt) expect(R).toBe(1);
+      }),
+    );
+    expect(filterGradRuns(geo(32, 16, 16, 32, 32, 1))).toEqual({ T: 512, R: 4, runTiles: 128 }); // W7's first cell: 8 blocks of 64
+    expect(filterGradRuns(geo(32, 32, 32, 3, 32, 1)).R).toBe(4);
+    expect(filterGradRuns(geo(8, 16, 13, 12, 8, 1))).toEqual({ T: 128, R: 2, runTiles: 64 });
+    expect(filterGradRuns(geo(32, 16, 16, 32, 64, 1)).R).toBe(1); // sums of 295 KB
+    expect(filterGradRuns(geo(16, 32, 32, 64, 64, 1)).R).toBe(1);
+  });
+
+  it("conv2d, conv2dBackpropInput and conv2dBackpropFilter return the Winograd kernels' bytes (2x2 and 4x4 tiles; 4x4 in 2 runs)", () => {
     const cases: [Case, Tile][] = [
       [{ N: 2, H: 9, W: 6, Cin: 12, Cout: 8, pt: 1, pl: 1, OH: 9, OW: 6, bias: true, seed: 21 }, 2],
       [{ N: 8, H: 16, W: 13, Cin: 12, Cout: 8, pt: 1, pl: 1, OH: 16, OW: 13, bias: true, seed: 22 }, 4],
@@ -458,7 +520,7 @@ describe('conv2d takes the Winograd path where it pays', () => {
         const g = geo(c.N, c.H, c.W, c.Cin, c.Cout, 1);
         expect(winogradPaths(g)).toEqual({ forward: t, input: t, filter: t });
         const v = inputs(c);
-        const want = allThree(t, c, v);
+        const want = allThree(t, c, v, t === 4 ? filterGradRuns(g) : ONE_RUN);
         expect(bytes(conv2d(v.x, v.w, { padding: 'same', bias: v.b! }).toArray())).toEqual(bytes(want.y));
         expect(bytes(conv2dBackpropInput(v.dy, v.w, v.x.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dx));
         expect(bytes(conv2dBackpropFilter(v.x, v.dy, v.w.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dw));

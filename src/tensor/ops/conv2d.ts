@@ -300,14 +300,34 @@ function backpropFilter(x: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
   if (isPointwise(g)) return gemmRaw(x.ptr, dy.ptr, g.Cin, g.Cout, P, true, false, 0, shape);
   const dw = empty(shape);
   const tile = winogradFilter(g);
+  if (tile === 4) {
+    const { T, R, runTiles } = filterGradRuns(g);
+    const flops = 2 * 36 * T * g.Cin * g.Cout;
+    const { cg, og, units } = filterGradBlocks(g.Cin, g.Cout, Math.ceil(threadsFor(flops) / R));
+    const runBytes = 36 * K.winograd4_filter_grad_plane(g.Cin, g.Cout);
+    const m = R > 1 ? alloc((R + 1) * runBytes) : 0; // the runs' sums, then their total
+    try {
+      parallel('winograd4_filter_grad', [x.ptr, dy.ptr, dw.ptr, m, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl, cg, og, R, runTiles], units * R, {
+        cost: flops / (units * R),
+        scratchBytes: K.winograd4_filter_grad_scratch(g.Cin, g.Cout),
+      });
+      if (R > 1) {
+        const total = m + R * runBytes;
+        parallel('reduce_sum', [m, total, 1, R, runBytes / 4], runBytes / 4, { cost: R, grain: 4 });
+        parallel('winograd4_filter_grad_out', [total, dw.ptr, g.Cin, g.Cout], g.Cin, { cost: 36 * 8 * g.Cout, scratchBytes: 384 });
+      }
+    } finally {
+      if (m !== 0) free(m);
+    }
+    return dw;
+  }
   if (tile !== 0) {
-    const four = tile === 4;
     const tiles = g.N * Math.ceil(g.OH / tile) * Math.ceil(g.OW / tile);
     const flops = 2 * (tile + 2) ** 2 * tiles * g.Cin * g.Cout;
     const { cg, og, units } = filterGradBlocks(g.Cin, g.Cout, threadsFor(flops));
-    parallel(four ? 'winograd4_filter_grad' : 'winograd_filter_grad', [x.ptr, dy.ptr, dw.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl, cg, og], units, {
+    parallel('winograd_filter_grad', [x.ptr, dy.ptr, dw.ptr, g.N, g.H, g.W, g.Cin, g.OH, g.OW, g.Cout, g.pt, g.pl, cg, og], units, {
       cost: flops / units,
-      scratchBytes: four ? K.winograd4_filter_grad_scratch(g.Cin, g.Cout) : K.winograd_filter_grad_scratch(g.Cin, g.Cout),
+      scratchBytes: K.winograd_filter_grad_scratch(g.Cin, g.Cout),
     });
     return dw;
   }
@@ -347,6 +367,31 @@ export function filterGradBlocks(Cin: number, Cout: number, threads: number): { 
   }
   return best;
 }
+
+/**
+ * How the F(3x3, 4x4) filter gradient cuts its T tiles into R runs of runTiles
+ * (whole blocks of tiles; the last run takes the rest), each summed on its
+ * own, the R sums then added in order. Fixed by the shape, so the bits never
+ * depend on the thread count. Runs let threads share the tiles without
+ * repeating a transform, as channel blocks do (filterGradBlocks cuts what the
+ * runs leave); but each run writes its own sums M (36 planes of Cin x Cout)
+ * where a single run keeps them in one thread's cache. So runs are taken only
+ * where M is small (up to RUN_SUMS_BYTES), at most MAX_RUNS of them. Measured
+ * at 2 threads against channel blocks alone: 3 -> 32 channels at 32x32 (batch
+ * 32) 12-26% faster, 32 -> 32 at 16x16 2-12% faster, 1-2% slower at 1 thread;
+ * 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at 32x32 (590 KB) 13% slower.
+ */
+export function filterGradRuns(g: Conv2dGeometry): { T: number; R: number; runTiles: number } {
+  const T = g.N * Math.ceil(g.OH / 4) * Math.ceil(g.OW / 4);
+  const bt = K.winograd4_filter_grad_block(g.Cin, g.Cout);
+  const blocks = Math.floor(T / bt); // whole ones; the last run takes the rest
+  const small = 36 * K.winograd4_filter_grad_plane(g.Cin, g.Cout) <= RUN_SUMS_BYTES;
+  const R = small && blocks >= 2 ? Math.min(MAX_RUNS, 2 ** Math.floor(Math.log2(blocks))) : 1;
+  return { T, R, runTiles: R === 1 ? T : Math.floor(blocks / R) * bt };
+}
+
+const RUN_SUMS_BYTES = 192 << 10;
+const MAX_RUNS = 4;
 
 // ---- the primitive ------------------------------------------------------------
 
