@@ -377,9 +377,10 @@ export function filterGradBlocks(Cin: number, Cout: number, threads: number): { 
  * runs leave); but each run writes its own sums M (36 planes of Cin x Cout)
  * where a single run keeps them in one thread's cache. So runs are taken only
  * where M is small (up to RUN_SUMS_BYTES), at most MAX_RUNS of them. Measured
- * at 2 threads against channel blocks alone: 3 -> 32 channels at 32x32 (batch
- * 32) 12-26% faster, 32 -> 32 at 16x16 2-12% faster, 1-2% slower at 1 thread;
- * 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at 32x32 (590 KB) 13% slower.
+ * against channel blocks alone, at 2 threads: 3 -> 32 channels at 32x32
+ * (batch 32) 10-20% faster, 32 -> 32 at 16x16 2-13% faster (at 1 thread even
+ * and 1-5% slower); 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at 32x32
+ * (590 KB) 13% slower.
  */
 export function filterGradRuns(g: Conv2dGeometry): { T: number; R: number; runTiles: number } {
   const T = g.N * Math.ceil(g.OH / 4) * Math.ceil(g.OW / 4);
