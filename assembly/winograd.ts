@@ -842,7 +842,8 @@ export function winograd4_filter_grad(
 
 /** dw from M, the sum of winograd4_filter_grad's runs (R > 1). Range over input channels. */
 export function winograd4_filter_grad_out(m: usize, dw: usize, Cin: i32, Cout: i32, begin: i32, end: i32, scratch: usize): void {
-  outTransform4(m, <usize>winograd4_filter_grad_plane(Cin, Cout), <usize>((Cout + 7) & ~7) << 2, dw, Cin, Cout, begin, end, 0, Cout, scratch);
+  const rM = <usize>((Cout + 7) & ~7) << 2;
+  outTransform4(m + <usize>begin * rM, <usize>winograd4_filter_grad_plane(Cin, Cout), rM, dw, Cin, Cout, begin, end, 0, Cout, scratch);
 }
 
 /**
