@@ -373,7 +373,7 @@ describe('Winograd kernels against a float64 reference', () => {
 
   it('agree on wide layers that fill whole blocks and panels (64 -> 48 at 33x17, 40 -> 64 at 16x16, a W1-like slice)', () => {
     const cases: Case[] = [
-      { N: 1, H: 33, W: 17, Cin: 64, Cout: 48, pt: 1, pl: 1, OH: 33, OW: 17, bias: true, seed: 1 },
+      { N: 2, H: 33, W: 17, Cin: 64, Cout: 48, pt: 1, pl: 1, OH: 33, OW: 17, bias: true, seed: 1 }, // 4x4 filter gradient: a block of 72 tiles and 18
       { N: 2, H: 16, W: 16, Cin: 40, Cout: 64, pt: 0, pl: 2, OH: 14, OW: 18, bias: false, seed: 2 },
       { N: 1, H: 12, W: 12, Cin: 64, Cout: 64, pt: 1, pl: 1, OH: 12, OW: 12, bias: true, seed: 3 },
     ];
@@ -506,9 +506,9 @@ describe('conv2d takes the Winograd path where it pays', () => {
         if (36 * K.winograd4_filter_grad_plane(Cin, Cout) > 192 << 10 || T < 2 * bt) expect(R).toBe(1);
       }),
     );
-    expect(filterGradRuns(geo(32, 16, 16, 32, 32, 1))).toEqual({ T: 512, R: 4, runTiles: 128 }); // W7's first cell: 8 blocks of 64
+    expect(filterGradRuns(geo(32, 16, 16, 32, 32, 1))).toEqual({ T: 512, R: 4, runTiles: 128 }); // W7's first cell: 4 blocks of 128
     expect(filterGradRuns(geo(32, 32, 32, 3, 32, 1)).R).toBe(4);
-    expect(filterGradRuns(geo(8, 16, 13, 12, 8, 1))).toEqual({ T: 128, R: 2, runTiles: 64 });
+    expect(filterGradRuns(geo(16, 16, 13, 12, 8, 1))).toEqual({ T: 256, R: 2, runTiles: 128 });
     expect(filterGradRuns(geo(32, 16, 16, 32, 64, 1)).R).toBe(1); // sums of 295 KB
     expect(filterGradRuns(geo(16, 32, 32, 64, 64, 1)).R).toBe(1);
   });
@@ -516,7 +516,7 @@ describe('conv2d takes the Winograd path where it pays', () => {
   it("conv2d, conv2dBackpropInput and conv2dBackpropFilter return the Winograd kernels' bytes (2x2 and 4x4 tiles; 4x4 in 2 runs)", () => {
     const cases: [Case, Tile][] = [
       [{ N: 2, H: 9, W: 6, Cin: 12, Cout: 8, pt: 1, pl: 1, OH: 9, OW: 6, bias: true, seed: 21 }, 2],
-      [{ N: 8, H: 16, W: 13, Cin: 12, Cout: 8, pt: 1, pl: 1, OH: 16, OW: 13, bias: true, seed: 22 }, 4],
+      [{ N: 16, H: 16, W: 13, Cin: 12, Cout: 8, pt: 1, pl: 1, OH: 16, OW: 13, bias: true, seed: 22 }, 4],
     ];
     for (const [c, t] of cases) {
       scope(() => {
