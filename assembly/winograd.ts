@@ -27,9 +27,9 @@
 //
 // Determinism: an output tile is computed from its own inputs only, every
 // channel sum runs over ci = 0, 1, ... from +0 in one micro-kernel row, and
-// the filter gradient's sum over tiles runs block by block in tile order with
-// blocks fixed by the shape; ranges never change which terms meet in which
-// order. Mul and add stay separate (no fused multiply-add).
+// every element of a filter gradient's sums adds the tiles' terms one by one
+// in tile order (blocks of tiles pause and resume it, and change no bits);
+// ranges never change which terms meet in which order. Mul and add stay separate (no fused multiply-add).
 import { gemm_tile } from './gemm';
 
 const FIXED: i32 = 256; // pointer table (64 bytes), one table entry (12), pad
@@ -44,7 +44,7 @@ const FIXED: i32 = 256; // pointer table (64 bytes), one table entry (12), pad
   return max(4, min(32, (2048 / c) & ~3));
 }
 
-/** Tiles per block of the filter gradient (fixed by the shape: it orders the sum over tiles). */
+/** Tiles per block of the F(3x3, 2x2) filter gradient (its transforms and products in cache together). */
 @inline function bwfBlock(Cin: i32, Cout: i32): i32 {
   const c = max(((Cin + 3) & ~3) + ((Cout + 7) & ~7), 8);
   return max(8, min(128, (8192 / c) & ~3));
@@ -362,8 +362,7 @@ export function winograd_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
  * dw[3, 3, Cin, Cout] = the gradient of the 3x3 stride-1 convolution
  * y[n, oh, ow, co] = Σ x[n, oh - pt + kh, ow - pl + kw, ci] · w[kh, kw, ci, co]
  * with respect to w, given x[N, H, W, Cin] and dy[N, OH, OW, Cout]. The sum over
- * 2x2 tiles of dy runs in the transformed domain in tile order, in blocks fixed
- * by the shape. dw is cut into blocks of cg input x og output channels (cg a
+ * 2x2 tiles of dy runs in the transformed domain in tile order. dw is cut into blocks of cg input x og output channels (cg a
  * multiple of 4, og of 8, or the whole side), numbered input-major; range over blocks.
  */
 export function winograd_filter_grad(
@@ -539,8 +538,7 @@ const FIXED6: i32 = 1024; // pointer table (144 bytes), staging of 36 vectors (5
  * Tiles (of 4x4 pixels of dy) per block of the F(3x3, 4x4) filter gradient:
  * transformed together, then their products added to M, which is read and
  * written once per block. Blocks of about 8192 tile-channels (their 36
- * transformed planes 1.2 MB) measured 1-10% faster than blocks of half that. The bits do not depend on it (M's sums go on across blocks), but runs
- * are cut from whole blocks, so it is fixed by the shape.
+ * transformed planes 1.2 MB) measured 1-10% faster than blocks of half that.
  */
 @inline function bwf4Block(Cin: i32, Cout: i32): i32 {
   const c = max(((Cin + 3) & ~3) + ((Cout + 7) & ~7), 8);
@@ -781,11 +779,6 @@ export function winograd4_forward(
   v128.store(o + 2 * st, f32x4.add(f32x4.add(p, f32x4.mul(f32x4.splat(4), u)), m5));
 }
 
-/** Tiles per block of the F(3x3, 4x4) filter gradient (the caller cuts runs from whole blocks). */
-export function winograd4_filter_grad_block(Cin: i32, Cout: i32): i32 {
-  return bwf4Block(Cin, Cout);
-}
-
 /** Bytes between the 36 planes of the filter gradient's sums M (ceil4(Cin) x ceil8(Cout) floats each). */
 export function winograd4_filter_grad_plane(Cin: i32, Cout: i32): i32 {
   return planeStride(((Cin + 3) & ~3) * ((Cout + 7) & ~7) * 4);
@@ -807,7 +800,7 @@ export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
 /**
  * dw[3, 3, Cin, Cout] as winograd_filter_grad, by F(3x3, 4x4): 4x4 tiles of dy
  * against 6x6 tiles of x, summed in the transformed domain (M, 36 planes) in
- * tile order, in blocks of tiles fixed by the shape, then dw = Adᵀ M Ad.
+ * tile order, then dw = Adᵀ M Ad.
  *
  * The T tiles are cut into R runs, [r · runTiles, (r + 1) · runTiles) and the
  * last one to T ((R - 1) · runTiles < T), the channels into blocks of cg input x

@@ -370,29 +370,30 @@ export function filterGradBlocks(Cin: number, Cout: number, threads: number): { 
 
 /**
  * How the F(3x3, 4x4) filter gradient cuts its T tiles into R runs of runTiles
- * (whole blocks of tiles; the last run takes the rest), each summed on its
- * own, the R sums then added in order. Fixed by the shape, so the bits never
- * depend on the thread count. Runs let threads share the tiles without
- * repeating a transform, as channel blocks do (filterGradBlocks cuts what the
- * runs leave); but each run writes its own sums M (36 planes of Cin x Cout)
- * where a single run keeps them in one thread's cache. So runs are taken only
- * where M is small (up to RUN_SUMS_BYTES), at most MAX_RUNS of them. Measured
- * against channel blocks alone, at 2 threads: 3 -> 32 channels at 32x32
- * (batch 32) 10-20% faster, 32 -> 32 at 16x16 2-13% faster (at 1 thread even
- * and 1-5% slower); 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at 32x32
- * (590 KB) 13% slower.
+ * (the last run takes the rest), each summed on its own, the R sums then added
+ * in order. Fixed by the shape, so the bits never depend on the thread count.
+ * Runs let threads share the tiles without repeating a transform, as channel
+ * blocks do (filterGradBlocks cuts what the runs leave); but each run writes
+ * its own sums M (36 planes of Cin x Cout) where a single run keeps them in one
+ * thread's cache. So runs are taken only where M is small (up to
+ * RUN_SUMS_BYTES), at most MAX_RUNS of them, each of at least RUN_TILES tiles
+ * (the kernel's blocks of tiles are its own affair: they change no bits).
+ * Measured against channel blocks alone, at 2 threads: 3 -> 32 channels at
+ * 32x32 (batch 32) 10-20% faster, 32 -> 32 at 16x16 2-13% faster (at 1 thread
+ * even and 1-5% slower); 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at
+ * 32x32 (590 KB) 13% slower.
  */
 export function filterGradRuns(g: Conv2dGeometry): { T: number; R: number; runTiles: number } {
   const T = g.N * Math.ceil(g.OH / 4) * Math.ceil(g.OW / 4);
-  const bt = K.winograd4_filter_grad_block(g.Cin, g.Cout);
-  const blocks = Math.floor(T / bt); // whole ones; the last run takes the rest
   const small = 36 * K.winograd4_filter_grad_plane(g.Cin, g.Cout) <= RUN_SUMS_BYTES;
-  const R = small && blocks >= 2 ? Math.min(MAX_RUNS, 2 ** Math.floor(Math.log2(blocks))) : 1;
-  return { T, R, runTiles: R === 1 ? T : Math.floor(blocks / R) * bt };
+  const most = Math.floor(T / RUN_TILES);
+  const R = small && most >= 2 ? Math.min(MAX_RUNS, 2 ** Math.floor(Math.log2(most))) : 1;
+  return { T, R, runTiles: R === 1 ? T : Math.floor(T / R) };
 }
 
 const RUN_SUMS_BYTES = 192 << 10;
 const MAX_RUNS = 4;
+const RUN_TILES = 64;
 
 // ---- the primitive ------------------------------------------------------------
 
