@@ -29,7 +29,8 @@
 // channel sum runs over ci = 0, 1, ... from +0 in one micro-kernel row, and
 // every element of a filter gradient's sums adds the tiles' terms one by one
 // in tile order (blocks of tiles pause and resume it, and change no bits);
-// ranges never change which terms meet in which order. Mul and add stay separate (no fused multiply-add).
+// ranges never change which terms meet in which order. Mul and add stay
+// separate (no fused multiply-add).
 import { gemm_tile } from './gemm';
 
 const FIXED: i32 = 256; // pointer table (64 bytes), one table entry (12), pad
@@ -362,8 +363,9 @@ export function winograd_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
  * dw[3, 3, Cin, Cout] = the gradient of the 3x3 stride-1 convolution
  * y[n, oh, ow, co] = Σ x[n, oh - pt + kh, ow - pl + kw, ci] · w[kh, kw, ci, co]
  * with respect to w, given x[N, H, W, Cin] and dy[N, OH, OW, Cout]. The sum over
- * 2x2 tiles of dy runs in the transformed domain in tile order. dw is cut into blocks of cg input x og output channels (cg a
- * multiple of 4, og of 8, or the whole side), numbered input-major; range over blocks.
+ * 2x2 tiles of dy runs in the transformed domain in tile order. dw is cut into
+ * blocks of cg input x og output channels (cg a multiple of 4, og of 8, or the
+ * whole side), numbered input-major; range over blocks.
  */
 export function winograd_filter_grad(
   x: usize, dy: usize, dw: usize,
