@@ -794,9 +794,9 @@ export function winograd4_filter_grad_plane(Cin: i32, Cout: i32): i32 {
   return FIXED6 + align16((max(Cin, Cout) + 4) * 4) + 36 * planeStride(bt * cinP * 4) + 36 * planeStride(bt * coutP * 4) + 64;
 }
 
-/** Scratch bytes per thread for winograd4_filter_grad: filterGrad4's, then a block's sums M. */
+/** Scratch bytes per thread for winograd4_filter_grad: filterGrad4's, then a block's sums M, then its sums of dy. */
 export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
-  return fg4WorkBytes(Cin, Cout) + 36 * winograd4_filter_grad_plane(Cin, Cout) + 64;
+  return fg4WorkBytes(Cin, Cout) + 36 * winograd4_filter_grad_plane(Cin, Cout) + ((Cout + 7) & ~7) * 4 + 64;
 }
 
 /**
@@ -813,9 +813,16 @@ export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
  *     winograd4_filter_grad_plane bytes, and dw is not touched: the caller adds
  *     M_0 + M_1 + ... in that order and applies winograd4_filter_grad_out.
  * Either way the bits depend on R and runTiles, never on the channel blocks.
+ *
+ * With db nonzero, the blocks of input channel 0 also sum dy over the pixels
+ * of their tiles (the bias gradient, from the loads the transform makes
+ * anyway): each tile's 16 in one fixed order, the tiles' sums in tile order;
+ * into db[Cout]
+ * when R = 1, else run r's sums into db + r · Cout floats, which the caller
+ * adds in order.
  */
 export function winograd4_filter_grad(
-  x: usize, dy: usize, dw: usize, m: usize,
+  x: usize, dy: usize, dw: usize, m: usize, db: usize,
   N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32, cg: i32, og: i32, R: i32, runTiles: i32,
   begin: i32, end: i32, scratch: usize,
 ): void {
@@ -824,6 +831,7 @@ export function winograd4_filter_grad(
   const ms = <usize>winograd4_filter_grad_plane(Cin, Cout);
   const rM = <usize>((Cout + 7) & ~7) << 2; // bytes between the rows of an M_r
   const acc = (scratch + <usize>fg4WorkBytes(Cin, Cout) + 63) & ~63; // R = 1: the block's M, 36 planes of at most ms bytes
+  const dsum = acc + 36 * ms; // the block's sums of dy
   for (let u = begin; u < end; u++) {
     const b = u / R;
     const r = u % R;
@@ -836,8 +844,10 @@ export function winograd4_filter_grad(
     const mp = R == 1 ? <usize>planeStride(((ci1 - ci + 3) & ~3) * <i32>rD) : ms;
     const macc = R == 1 ? acc : m + <usize>r * 36 * ms + <usize>ci * rM + (<usize>co << 2);
     const t0 = r * runTiles;
-    filterGrad4(x, dy, macc, mp, rD, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, ci1, co, co1, t0, r == R - 1 ? T : t0 + runTiles, scratch);
+    const bias = db != 0 && ci == 0 ? dsum : 0;
+    filterGrad4(x, dy, macc, mp, rD, bias, N, H, W, Cin, OH, OW, Cout, pt, pl, ci, ci1, co, co1, t0, r == R - 1 ? T : t0 + runTiles, scratch);
     if (R == 1) outTransform4(acc, mp, rD, dw, Cin, Cout, ci, ci1, co, co1, scratch);
+    if (bias != 0) memory.copy(db + (<usize>(r * Cout + co) << 2), bias, <usize>(co1 - co) << 2);
   }
 }
 
@@ -850,10 +860,11 @@ export function winograd4_filter_grad_out(m: usize, dw: usize, Cin: i32, Cout: i
 /**
  * M[ξ] = Σ Xt[ξ]ᵀ · Dt[ξ] over tiles [t0, t1), for input channels [begin, end)
  * and output channels [co0, co1): rows of the block at macc, rD bytes apart,
- * planes ms bytes apart.
+ * planes ms bytes apart. bias nonzero: also the sums of dy over the tiles'
+ * pixels for the output channels, there (padded to 8).
  */
 function filterGrad4(
-  x: usize, dy: usize, macc: usize, ms: usize, rD: usize,
+  x: usize, dy: usize, macc: usize, ms: usize, rD: usize, bias: usize,
   N: i32, H: i32, W: i32, Cin: i32, OH: i32, OW: i32, Cout: i32, pt: i32, pl: i32,
   begin: i32, end: i32, co0: i32, co1: i32, t0: i32, t1: i32, scratch: usize,
 ): void {
@@ -874,6 +885,7 @@ function filterGrad4(
   const Xt = (zero + <usize>align16((max(Cin, Cout) + 4) * 4) + 63) & ~63;
   const Dt = Xt + 36 * xs;
   for (let i = 0; i < max(Cin, Cout) + 4; i += 4) v128.store(zero + (<usize>i << 2), f32x4.splat(0));
+  if (bias != 0) for (let c = 0; c < coutP; c += 4) v128.store(bias + (<usize>c << 2), f32x4.splat(0));
   const pixX = <usize>Cin << 2;
   const pixD = <usize>Cout << 2;
   const qs = <usize>bt << 4;
@@ -907,10 +919,14 @@ function filterGrad4(
       for (let c = 0; c < coutP; c += 4) {
         const nv = max(0, min(4, co1 - co0 - c));
         const off = <usize>(co0 + c) << 2;
+        let ts = f32x4.splat(0); // the tile's sum: rows of (u0 + u1) + (u2 + u3), short chains
         for (let i = 0; i < 4; i++) {
           const p = ptab + <usize>(16 * i);
-          gt6(tload(p, off, nv, 0), tload(p, off, nv, 1), tload(p, off, nv, 2), tload(p, off, nv, 3), tmp + <usize>(96 * i), 16);
+          const u0 = tload(p, off, nv, 0), u1 = tload(p, off, nv, 1), u2 = tload(p, off, nv, 2), u3 = tload(p, off, nv, 3);
+          gt6(u0, u1, u2, u3, tmp + <usize>(96 * i), 16);
+          ts = f32x4.add(ts, f32x4.add(f32x4.add(u0, u1), f32x4.add(u2, u3)));
         }
+        if (bias != 0) v128.store(bias + (<usize>c << 2), f32x4.add(v128.load(bias + (<usize>c << 2)), ts));
         const o = dt + <usize>(c >> 3) * ps + (<usize>(c & 4) << 2);
         for (let j = 0; j < 6; j++) {
           const q = tmp + <usize>(16 * j);

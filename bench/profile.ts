@@ -11,9 +11,9 @@
  *   - a forward's time goes to its rule (conv2d's includes a fused activation);
  *   - a vjp's own time (less the primitives it applies, which are timed as
  *     forwards) goes to "<rule> vjp": the backward kernels it calls directly;
- *   - conv2d's vjp is split into backprop-input, backprop-filter and the bias
- *     gradient by running the same three kernel calls through the public
- *     conv2dBackpropInput / conv2dBackpropFilter and the bias kernel; a
+ *   - conv2d's vjp is split into backprop-input and backprop-filter (with
+ *     the bias gradient, which the filter gradient sums on its way) by running
+ *     the same kernel calls through conv2dBackpropInput and filterGrads; a
  *     warm-up step checks that this gives the engine's bits.
  * An observer still runs, to report which applications it does see.
  * Allocation is the freeing of the step's tensors at scope ends (allocation
@@ -37,10 +37,10 @@ import { rules as shapeRules } from '../src/tensor/ops/shape.js';
 import { rules as layoutRules } from '../src/tensor/ops/layout.js';
 import { rules as poolRules } from '../src/tensor/ops/pool.js';
 import { rules as depthwiseRules } from '../src/tensor/ops/depthwise.js';
-import { type Conv2dGeometry, type Conv2dOptions } from '../src/tensor/ops/conv2d.js';
+import { filterGrads, type Conv2dGeometry, type Conv2dOptions } from '../src/tensor/ops/conv2d.js';
 import { unaryGrad, type FusedActivation } from '../src/tensor/ops/unary.js';
 import {
-  conv2dBackpropInput, conv2dBackpropFilter, valueAndGrad, randn, scope, split, key, dispose, getThreads, type Tensor,
+  conv2dBackpropInput, valueAndGrad, randn, scope, split, key, dispose, getThreads, type Tensor,
 } from '../src/index.js';
 import { w7Init, w7Loss, sgd, type W7Params } from './w7.js';
 import { round, emit } from './harness.js';
@@ -141,9 +141,12 @@ function convGrads(
     return t.time(label, fn);
   };
   const dx = skip[0] ? null : part(input, () => conv2dBackpropInput(dy, w, x.shape, opts));
-  const dw = skip[1] ? null : part('conv2d backprop-filter', () => conv2dBackpropFilter(x, dy, w.shape, opts));
-  if (b === undefined) return [dx, dw];
-  return [dx, dw, skip[2] ? null : t.time('conv2d bias grad', () => channelSums(dy))];
+  const bias = b !== undefined && !skip[2];
+  // The filter gradient sums dy for the bias on its way (filterGrads), so the two are timed together.
+  const [dw, db] = skip[1]
+    ? [null, bias ? t.time('conv2d bias grad', () => channelSums(dy)) : null]
+    : part('conv2d backprop-filter', () => filterGrads(x, dy, g, bias));
+  return b === undefined ? [dx, dw] : [dx, dw, db];
 }
 
 const bits = (t: Tensor | null): string => (t === null ? 'null' : Buffer.from(t.toArray().buffer).toString('base64'));

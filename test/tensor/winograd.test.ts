@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, filterGradBlocks, filterGradRuns, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
+import { conv2d, conv2dBackpropInput, conv2dBackpropFilter, winogradPaths, filterGradBlocks, filterGradRuns, filterGrads, type Conv2dGeometry } from '../../src/tensor/ops/conv2d.js';
 import { randn } from '../../src/tensor/create.js';
 import { Tensor, scope } from '../../src/tensor/tensor.js';
 import { alloc, free, heapF32 } from '../../src/tensor/heap.js';
@@ -254,7 +254,7 @@ function gradParts(
   const { R, runTiles } = runs;
   const scratchBytes = K.winograd4_filter_grad_scratch(c.Cin, c.Cout);
   const grad = (dw: number, m: number, b: number, e: number, s: number) =>
-    K.winograd4_filter_grad(x.ptr, dy.ptr, dw, m, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, R, R === 1 ? tiles4(c) : runTiles, b, e, s);
+    K.winograd4_filter_grad(x.ptr, dy.ptr, dw, m, 0, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, R, R === 1 ? tiles4(c) : runTiles, b, e, s);
   if (R === 1) return runRanges(floats, scratchBytes, parts, (o, b, e, s) => grad(o, 0, b, e, s));
   const runFloats = (36 * K.winograd4_filter_grad_plane(c.Cin, c.Cout)) / 4;
   const m = alloc((R + 1) * runFloats * 4);
@@ -274,6 +274,43 @@ function gradParts(
 }
 
 const tiles4 = (c: Case): number => c.N * Math.ceil(c.OH / 4) * Math.ceil(c.OW / 4);
+
+/**
+ * The 4x4 filter gradient with its sums of dy (the bias gradient), in blocks
+ * of cg x og channels over ranges of units, in the given runs; R > 1: the
+ * runs' sums of dy added in order (reduce_sum) and dw as gradParts makes it.
+ */
+function withBiasParts(c: Case, x: Tensor, dy: Tensor, parts: [number, number][], cg: number, og: number, runs: { R: number; runTiles: number }): { dw: Float32Array; db: Float32Array } {
+  const { R, runTiles } = runs;
+  const runBytes = 36 * K.winograd4_filter_grad_plane(c.Cin, c.Cout);
+  const dw = alloc(9 * c.Cin * c.Cout * 4);
+  const m = alloc((R + 1) * runBytes);
+  const out = alloc(c.Cout * 4);
+  try {
+    // The sums of dy (each run's when R > 1), NaN where no unit writes.
+    const sums = runRanges(R * c.Cout, K.winograd4_filter_grad_scratch(c.Cin, c.Cout), parts, (o, b, e, s) =>
+      K.winograd4_filter_grad(x.ptr, dy.ptr, dw, m, o, c.N, c.H, c.W, c.Cin, c.OH, c.OW, c.Cout, c.pt, c.pl, cg, og, R, R === 1 ? tiles4(c) : runTiles, b, e, s),
+    );
+    if (R === 1) return { dw: heapF32().slice(dw >>> 2, (dw >>> 2) + 9 * c.Cin * c.Cout), db: sums };
+    const total = m + R * runBytes;
+    K.reduce_sum(m, total, 1, R, runBytes / 4, 0, runBytes / 4, 0);
+    K.winograd4_filter_grad_out(total, dw, c.Cin, c.Cout, 0, c.Cin, m); // the runs' sums are spent: their block is scratch now
+    heapF32().set(sums, m >>> 2);
+    K.reduce_sum(m, out, 1, R, c.Cout, 0, c.Cout, 0);
+    return { dw: heapF32().slice(dw >>> 2, (dw >>> 2) + 9 * c.Cin * c.Cout), db: heapF32().slice(out >>> 2, (out >>> 2) + c.Cout) };
+  } finally {
+    free(dw);
+    free(m);
+    free(out);
+  }
+}
+
+/** dy summed over its pixels per channel, in float64. */
+function channelSums64(c: Case, dy: Float32Array): Float64Array {
+  const out = new Float64Array(c.Cout);
+  for (let i = 0; i < dy.length; i++) out[i % c.Cout] += dy[i];
+  return out;
+}
 
 /** `runs` runs of a case's 4x4 tiles (fewer where there are fewer tiles), of floor(T / R), the last one longer. */
 const runsOf = (c: Case, runs: number): { R: number; runTiles: number } => {
@@ -365,6 +402,15 @@ describe('Winograd kernels against a float64 reference', () => {
           const r = reference(c, v.x.toArray(), v.w.toArray(), v.b?.toArray() ?? null, v.dy.toArray());
           const { y, dx, dw } = allThree(t, c, v, runsOf(c, runs));
           expectAll(t, c, r, v, y, dx, dw);
+          if (t === 4) {
+            // The bias gradient the 4x4 filter gradient sums on the way: float32 sums in order, within n·ε of Σ|dy|.
+            const dya = v.dy.toArray();
+            const { db } = withBiasParts(c, v.x, v.dy, [[0, runsOf(c, runs).R]], c.Cin, c.Cout, runsOf(c, runs));
+            const want = channelSums64(c, dya);
+            const mag = channelSums64(c, dya.map(Math.abs));
+            const n = dya.length / c.Cout;
+            for (let j = 0; j < c.Cout; j++) expect(Math.abs(db[j] - want[j])).toBeLessThanOrEqual(n * 2 ** -23 * mag[j] + 1e-30);
+          }
         }),
       ),
       { numRuns: 100 },
@@ -433,6 +479,12 @@ describe('Winograd kernels are deterministic under any range split', () => {
             const [cg, og] = [4 * blocks[0], 8 * blocks[1]];
             const units = Math.ceil(c.Cin / cg) * Math.ceil(c.Cout / og) * cut.R;
             expect(bytes(gradParts(t, c, x, dy, ranges(units, cuts), cg, og, cut, ranges(c.Cin, cuts)))).toEqual(bytes(dw1));
+            if (t === 4) {
+              // Summing dy on the way changes no bit of dw, and its own bits no more depend on the split.
+              const one = withBiasParts(c, x, dy, [[0, cut.R]], c.Cin, c.Cout, cut);
+              expect(bytes(one.dw)).toEqual(bytes(dw1));
+              expect(bytes(withBiasParts(c, x, dy, ranges(units, cuts), cg, og, cut).db)).toEqual(bytes(one.db));
+            }
           } finally {
             free(up);
             free(upT);
@@ -527,6 +579,14 @@ describe('conv2d takes the Winograd path where it pays', () => {
         expect(bytes(conv2d(v.x, v.w, { padding: 'same', bias: v.b! }).toArray())).toEqual(bytes(want.y));
         expect(bytes(conv2dBackpropInput(v.dy, v.w, v.x.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dx));
         expect(bytes(conv2dBackpropFilter(v.x, v.dy, v.w.shape, { padding: 'same' }).toArray())).toEqual(bytes(want.dw));
+        if (t === 4) {
+          // conv2d's vjp takes dw and the bias gradient from one call of the kernel.
+          const [dw, db] = filterGrads(v.x, v.dy, g, true);
+          const runs = filterGradRuns(g);
+          const kernel = withBiasParts(c, v.x, v.dy, [[0, runs.R]], c.Cin, c.Cout, runs);
+          expect(bytes(dw.toArray())).toEqual(bytes(want.dw));
+          expect(bytes(db!.toArray())).toEqual(bytes(kernel.db));
+        }
         // Again in the same scope and an inner one: the transformed filters (one per direction) are reused.
         for (const run of [(f: () => void) => f(), (f: () => void) => scope(f)]) {
           run(() => {
