@@ -817,9 +817,8 @@ export function winograd4_filter_grad_scratch(Cin: i32, Cout: i32): i32 {
  * With db nonzero, the blocks of input channel 0 also sum dy over the pixels
  * of their tiles (the bias gradient, from the loads the transform makes
  * anyway): each tile's 16 in one fixed order, the tiles' sums in tile order;
- * into db[Cout]
- * when R = 1, else run r's sums into db + r · Cout floats, which the caller
- * adds in order.
+ * into db[Cout] when R = 1, else run r's sums into db + r · Cout floats,
+ * which the caller adds in order.
  */
 export function winograd4_filter_grad(
   x: usize, dy: usize, dw: usize, m: usize, db: usize,

@@ -324,7 +324,7 @@ export function filterGrads(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: bool
       const total = m + R * runBytes;
       parallel('reduce_sum', [m, total, 1, R, runBytes / 4], runBytes / 4, { cost: R, grain: 4 });
       parallel('winograd4_filter_grad_out', [total, dw.ptr, g.Cin, g.Cout], g.Cin, { cost: 36 * 8 * g.Cout, scratchBytes: 384 });
-      if (db !== null) K.reduce_sum(parts, db.ptr, 1, R, g.Cout, 0, g.Cout, 0);
+      if (db !== null) parallel('reduce_sum', [parts, db.ptr, 1, R, g.Cout], g.Cout, { cost: R });
     }
   } finally {
     if (m !== 0) free(m);
