@@ -923,7 +923,7 @@ function filterGrad4(
           const p = ptab + <usize>(16 * i);
           const u0 = tload(p, off, nv, 0), u1 = tload(p, off, nv, 1), u2 = tload(p, off, nv, 2), u3 = tload(p, off, nv, 3);
           gt6(u0, u1, u2, u3, tmp + <usize>(96 * i), 16);
-          ts = f32x4.add(ts, f32x4.add(f32x4.add(u0, u1), f32x4.add(u2, u3)));
+          if (bias != 0) ts = f32x4.add(ts, f32x4.add(f32x4.add(u0, u1), f32x4.add(u2, u3)));
         }
         if (bias != 0) v128.store(bias + (<usize>c << 2), f32x4.add(v128.load(bias + (<usize>c << 2)), ts));
         const o = dt + <usize>(c >> 3) * ps + (<usize>(c & 4) << 2);
