@@ -10,11 +10,15 @@
  * peak RSS is its own.
  * `npm run bench -- --scaling [--rounds 7] --workloads W1,W7 --threads 1,2`:
  * speedups over the first thread count, one JSON line per workload (see scaling).
+ * `npm run bench -- --bits --threads 1,2,16`: a SHA-256 of one W7 step's loss
+ * and gradients at each thread count, to check on any machine that they are
+ * the same bytes (the tests check 1, 2 and 3 threads); exits 1 if not.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   conv2d, conv2dBackpropInput, conv2dBackpropFilter, depthwiseConv2d, gateBlend, add, valueAndGrad, grad,
-  randn, tensor, scope, split, key, setThreads, startThreads, dispose, sum, mul, type Tensor,
+  randn, tensor, scope, split, key, setThreads, startThreads, dispose, sum, mul, leaves, type Tensor,
 } from '../src/index.js';
 import { K } from '../src/tensor/kernels.js';
 import { time, emit, rate, round, median } from './harness.js';
@@ -181,6 +185,29 @@ async function scaling(rounds: number): Promise<void> {
     });
   }
 }
+
+/** One W7 step's loss and gradients, hashed at each thread count. */
+async function bits(): Promise<boolean> {
+  const { params, x, labels, T } = w7Setup();
+  const digests: string[] = [];
+  for (const t of threadCounts) {
+    setThreads(t);
+    const h = createHash('sha256');
+    scope(() => {
+      const [loss, g] = valueAndGrad((q: typeof params) => w7Loss(q, x, labels, T))(params);
+      for (const leaf of leaves([loss, g])) {
+        const a = leaf.toArray();
+        h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+      }
+    });
+    digests.push(h.digest('hex'));
+  }
+  const identical = new Set(digests).size === 1;
+  emit({ workload: 'W7', mode: 'bits', threads: threadCounts, sha256: digests, identical });
+  return identical;
+}
+
+if (process.argv.includes('--bits')) process.exit((await bits()) ? 0 : 1);
 
 if (process.argv.includes('--scaling')) {
   const rounds = Number(arg('rounds', '7'));
