@@ -1,25 +1,33 @@
 // Layout of the shared control block between the calling thread and the kernel
 // workers (an Int32Array over a SharedArrayBuffer, plus float64 kernel args).
 // Plain JavaScript: worker threads load it without a TypeScript step.
+// Words written by different threads while a job runs sit on different 64-byte
+// cache lines: the job's fields (written by the caller before GEN, then only
+// read), CLAIM (every claim), DONE (every finished shard) and each slot's BUSY.
+// Packed on one line, a worker's claim or finish had to take the line from
+// every worker spinning on GEN. Measured on a 16-core machine, W7 steps in 4
+// alternating processes per layout (median of their medians): 8 threads 183
+// against 203 ms, 16 threads 145 against 175 ms; 2 and 4 threads even.
+export const LINE = 16; // int32s per cache line
 export const GEN = 0; // job generation; workers sleep on it
-export const CLAIM = 1; // (generation mod 2^19) << 12 | next shard to claim
-export const DONE = 2; // bumped whenever a shard finishes: the caller sleeps on it
-export const SHARDS = 3; // shard count of this job (<= MAX_SHARDS)
-export const KERNEL = 4; // index of the kernel among the module's function exports
-export const ARGC = 5; // number of kernel arguments
-export const TOTAL = 6; // the range [0, TOTAL) is cut into UNITS units of GRAIN (the last may be short),
-export const GRAIN = 7; // and the units as evenly as can be into SHARDS shards
-export const UNITS = 14;
-export const ERROR = 8; // 0 none, 1 a worker died, 2 a kernel threw
-export const ERROR_SLOT = 9;
-export const EXIT = 10; // set to 1 to stop every worker
-export const READY = 11; // workers started and waiting
-export const KILL = 12; // test hook: the next worker to claim a shard exits
-export const SPIN = 13; // spin iterations before a worker sleeps
-export const BUSY = 32; // BUSY + slot: 1 while that slot runs a shard
-export const SCRATCH = 96; // SCRATCH + slot: that slot's scratch pointer
+export const SHARDS = 1; // shard count of this job (<= MAX_SHARDS)
+export const KERNEL = 2; // index of the kernel among the module's function exports
+export const ARGC = 3; // number of kernel arguments
+export const TOTAL = 4; // the range [0, TOTAL) is cut into UNITS units of GRAIN (the last may be short),
+export const GRAIN = 5; // and the units as evenly as can be into SHARDS shards
+export const UNITS = 6;
+export const EXIT = 7; // set to 1 to stop every worker
+export const SPIN = 8; // spin iterations before a worker sleeps
+export const CLAIM = LINE; // (generation mod 2^19) << 12 | next shard to claim
+export const DONE = 2 * LINE; // bumped whenever a shard finishes: the caller sleeps on it
+export const ERROR = 3 * LINE; // 0 none, 1 a worker died, 2 a kernel threw
+export const ERROR_SLOT = 3 * LINE + 1;
+export const READY = 3 * LINE + 2; // workers started and waiting
+export const KILL = 3 * LINE + 3; // test hook: the next worker to claim a shard exits
 export const MAX_SLOTS = 64;
-export const ARGS_BYTE_OFFSET = 1024;
+export const BUSY = 4 * LINE; // BUSY + slot * LINE: 1 while that slot runs a shard
+export const SCRATCH = BUSY + MAX_SLOTS * LINE; // SCRATCH + slot: that slot's scratch pointer
+export const ARGS_BYTE_OFFSET = (SCRATCH + MAX_SLOTS) * 4;
 export const MAX_ARGS = 48;
 export const MAX_SHARDS = 4096;
 // FINISHED + s: the generation whose shard s last finished. The caller waits for
@@ -60,7 +68,7 @@ export function runShards(ch, args, fns, slot, gen) {
     if (s >= ch[SHARDS]) return;
     if (Atomics.compareExchange(ch, CLAIM, v, v + 1) !== v) continue;
     // The claim succeeded, so this generation's job fields are the ones read below.
-    Atomics.store(ch, BUSY + slot, 1);
+    Atomics.store(ch, BUSY + slot * LINE, 1);
     if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
     const { begin, end } = shardRange(ch, s);
     const argc = ch[ARGC];
@@ -75,7 +83,7 @@ export function runShards(ch, args, fns, slot, gen) {
       Atomics.store(ch, ERROR_SLOT, slot);
       Atomics.store(ch, ERROR, 2);
     }
-    Atomics.store(ch, BUSY + slot, 0);
+    Atomics.store(ch, BUSY + slot * LINE, 0);
     Atomics.store(ch, FINISHED + s, gen);
     Atomics.add(ch, DONE, 1);
     Atomics.notify(ch, DONE);

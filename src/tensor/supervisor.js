@@ -4,7 +4,7 @@
 // wakes the caller, and starts a replacement.
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { ERROR, ERROR_SLOT, BUSY, DONE, EXIT, GEN } from './channel.js';
+import { ERROR, ERROR_SLOT, BUSY, LINE, DONE, EXIT, GEN } from './channel.js';
 
 const { module, memory, channel, workers } = workerData;
 const ch = new Int32Array(channel);
@@ -21,7 +21,7 @@ function start(slot) {
     () => {},
     () => {
       if (Atomics.load(ch, EXIT) === 1) return;
-      Atomics.store(ch, BUSY + slot, 0);
+      Atomics.store(ch, BUSY + slot * LINE, 0);
       Atomics.store(ch, ERROR_SLOT, slot);
       Atomics.store(ch, ERROR, 1);
       Atomics.notify(ch, DONE);

@@ -187,7 +187,7 @@ function failJob(kernel: string, error: number): never {
   const slot = ch[C.ERROR_SLOT];
   Atomics.store(ch, C.CLAIM, ((gen + 1) & C.GEN_MASK) << C.CLAIM_SHIFT);
   for (let s = 1; s < threads; s++) {
-    while (Atomics.load(ch, C.BUSY + s) !== 0) Atomics.wait(ch, C.DONE, Atomics.load(ch, C.DONE), 5);
+    while (Atomics.load(ch, C.BUSY + s * C.LINE) !== 0) Atomics.wait(ch, C.DONE, Atomics.load(ch, C.DONE), 5);
   }
   Atomics.store(ch, C.ERROR, 0);
   throw new WorkerError(

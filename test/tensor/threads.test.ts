@@ -7,6 +7,7 @@ import { kernelsPath } from '../../src/tensor/kernels.js';
 import { setThreads, getThreads, startThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
 import { empty } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
+import * as C from '../../src/tensor/channel.js';
 import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channel.js';
 
 async function untilWorkersReady(n: number): Promise<void> {
@@ -64,6 +65,27 @@ describe('thread pool', () => {
         expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
       }),
     );
+  });
+
+  it('the control block keeps each word that threads write during a job on a cache line of its own, and no regions overlap', () => {
+    const line = (i: number) => Math.floor(i / C.LINE);
+    const job = [C.GEN, C.SHARDS, C.KERNEL, C.ARGC, C.TOTAL, C.GRAIN, C.UNITS, C.EXIT, C.SPIN];
+    const rare = [C.ERROR, C.ERROR_SLOT, C.READY, C.KILL];
+    expect(new Set([...job, ...rare]).size).toBe(job.length + rare.length);
+    const busy = Array.from({ length: C.MAX_SLOTS }, (_, s) => C.BUSY + s * C.LINE);
+    const lines = [line(C.GEN), line(C.CLAIM), line(C.DONE), line(C.ERROR), ...busy.map(line)];
+    expect(new Set(lines).size).toBe(lines.length);
+    for (const i of job) expect(line(i)).toBe(line(C.GEN));
+    for (const i of rare) expect(line(i)).toBe(line(C.ERROR));
+    expect(C.CLAIM % C.LINE).toBe(0);
+    expect(C.DONE % C.LINE).toBe(0);
+    // regions in order: scalars, BUSY, SCRATCH, the float64 args, FINISHED
+    expect(Math.max(...job, ...rare, C.CLAIM, C.DONE)).toBeLessThan(C.BUSY);
+    expect(busy[busy.length - 1]).toBeLessThan(C.SCRATCH);
+    expect((C.SCRATCH + C.MAX_SLOTS) * 4).toBeLessThanOrEqual(C.ARGS_BYTE_OFFSET);
+    expect(C.ARGS_BYTE_OFFSET % 8).toBe(0);
+    expect(C.ARGS_BYTE_OFFSET + C.MAX_ARGS * 8).toBeLessThanOrEqual(C.FINISHED * 4);
+    expect(C.CHANNEL_BYTES).toBe((C.FINISHED + C.MAX_SHARDS) * 4);
   });
 
   it('a job ends when each of its shards has finished, whatever the completion count says', async () => {
