@@ -7,7 +7,8 @@
 // Packed on one line, a worker's claim or finish had to take the line from
 // every worker spinning on GEN. Measured on a 16-core machine, W7 steps in 4
 // alternating processes per layout (median of their medians): 8 threads 183
-// against 203 ms, 16 threads 145 against 175 ms; 2 and 4 threads even.
+// against 203 ms, 16 threads 145 against 175 ms; 2 and 4 threads within the
+// noise.
 export const LINE = 16; // int32s per cache line
 export const GEN = 0; // job generation; workers sleep on it
 export const SHARDS = 1; // shard count of this job (<= MAX_SHARDS)
