@@ -269,6 +269,13 @@ export interface W7Profile {
   profiled_ms: number[];
   /** Kernel calls split over threads during the step. */
   sharded_jobs: number;
+  /**
+   * Time the calling thread waited, in those jobs, for workers' last shards
+   * after running out of shards to claim (imbalance and wake-ups: part of the
+   * kernels' times above), and the jobs in which it went to sleep.
+   */
+  caller_wait_ms: number;
+  caller_slept_jobs: number;
   /** Tensors created during the step, and what creating and freeing one costs (µs, in a warm heap). */
   tensors_made: number;
   alloc_free_us: number;
@@ -339,6 +346,7 @@ export function profileW7(): W7Profile {
     const t = new Timings();
     const undo = instrument(t, false);
     const jobs = _testing.jobs();
+    const waits = _testing.waits();
     const firstTensor = nextTensorId();
     const cpu0 = cpuUsage();
     let m: Record<string, number>;
@@ -349,11 +357,15 @@ export function profileW7(): W7Profile {
     }
     const cpu = cpuUsage(cpu0);
     const cpuUtil = (cpu.user + cpu.system) / 1000 / (m.end - m.start);
-    return { t, m, cpuUtil, shardedJobs: _testing.jobs() - jobs, tensorsMade: nextTensorId() - firstTensor };
+    const waited = _testing.waits();
+    return {
+      t, m, cpuUtil, shardedJobs: _testing.jobs() - jobs, tensorsMade: nextTensorId() - firstTensor,
+      waitMs: waited.ms - waits.ms, sleptJobs: waited.slept - waits.slept,
+    };
   };
   // The machine is shared: profile three steps and keep the fastest (the least disturbed).
   const runs = [profiled(), profiled(), profiled()];
-  const { t, m, cpuUtil, shardedJobs, tensorsMade } = runs.reduce((a, b) => (b.m.end - b.m.start < a.m.end - a.m.start ? b : a));
+  const { t, m, cpuUtil, shardedJobs, tensorsMade, waitMs, sleptJobs } = runs.reduce((a, b) => (b.m.end - b.m.start < a.m.end - a.m.start ? b : a));
   const after = plain(3);
   dispose([p, x]);
 
@@ -382,6 +394,8 @@ export function profileW7(): W7Profile {
     workers_ready: _testing.readyWorkers(),
     profiled_ms: runs.map((r) => round(r.m.end - r.m.start, 1)),
     sharded_jobs: shardedJobs,
+    caller_wait_ms: round(waitMs, 2),
+    caller_slept_jobs: sleptJobs,
     tensors_made: tensorsMade,
     alloc_free_us: allocFreeUs(),
     unprofiled_median_ms: round(sorted[1], 2),
@@ -409,7 +423,9 @@ export function printProfile(r: W7Profile): void {
   let s = `W7 profile, ${r.threads} thread(s): one training step ${r.total_ms} ms, the fastest of ${r.profiled_ms.join(', ')} ms profiled (CPU/wall ${r.cpu_util}, ${r.workers_ready} worker thread(s) up); plain steps after: ${r.unprofiled_ms.join(', ')} ms; load average ${load}\n`;
   s += line('category', 'ms', '%');
   for (const [c, v] of Object.entries(r.categories)) s += line(c, v.ms.toFixed(1), v.pct.toFixed(1));
-  s += `  kernel calls split over threads: ${r.sharded_jobs}; tensors made: ${r.tensors_made} ` +
+  s += `  kernel calls split over threads: ${r.sharded_jobs}, in which the caller waited ${r.caller_wait_ms} ms for workers' last shards ` +
+    `after its own (asleep in ${r.caller_slept_jobs} jobs)\n`;
+  s += `  tensors made: ${r.tensors_made} ` +
     `(creating and freeing one costs ${r.alloc_free_us} us: ~${round((r.tensors_made * r.alloc_free_us) / 1000, 1)} ms inside the primitives' times)\n`;
   s += `  phases (ms): ${Object.entries(r.phases_ms).map(([k, v]) => `${k} ${v}`).join(', ')}\n`;
   s += '  top rules (ms, calls[, GFLOP/s]): ' +

@@ -16,6 +16,7 @@
  * briefly before sleeping.
  */
 import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import { availableParallelism } from 'node:os';
 import { memory, alloc, free } from './heap.js';
 import { kernelModule, K } from './kernels.js';
@@ -35,6 +36,9 @@ let ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
 let argv = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
 let gen = 0;
 let jobs = 0;
+/** Time the caller spent waiting for workers' shards after its own, and the jobs in which it slept. */
+let waitMs = 0;
+let sleptJobs = 0;
 /** Spin iterations of a worker before it sleeps (~100 us). */
 const SPIN = 20000;
 /**
@@ -169,6 +173,7 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   // Wait until every shard reports this generation. Poll a few microseconds
   // first: a worker finishing its last shard is usually that close, and a
   // wake-up from Atomics.wait costs 6-14 us.
+  const waitFrom = performance.now();
   const need = ch[C.SHARDS];
   let next = 0;
   for (let polls = 0; ; polls++) {
@@ -176,8 +181,12 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
     while (next < need && Atomics.load(ch, C.FINISHED + next) === gen) next++;
     if (next === need) break;
     if (Atomics.load(ch, C.ERROR) !== 0) break;
-    if (polls >= POLLS) Atomics.wait(ch, C.DONE, done, 20);
+    if (polls >= POLLS) {
+      if (polls === POLLS) sleptJobs++;
+      Atomics.wait(ch, C.DONE, done, 20);
+    }
   }
+  waitMs += performance.now() - waitFrom;
   const error = Atomics.load(ch, C.ERROR);
   if (error !== 0) failJob(kernel, error);
 }
@@ -209,6 +218,10 @@ export const _testing = {
   /** Jobs sharded so far. */
   jobs(): number {
     return jobs;
+  },
+  /** Time (ms) the caller has waited for workers after its own shards, and the jobs in which it slept. */
+  waits(): { ms: number; slept: number } {
+    return { ms: waitMs, slept: sleptJobs };
   },
   /** Count `n` completions that belong to no shard, as a stray or repeated completion would. */
   strayCompletions(n: number): void {
