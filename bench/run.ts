@@ -192,6 +192,7 @@ async function bits(): Promise<boolean> {
   const digests: string[] = [];
   for (const t of threadCounts) {
     setThreads(t);
+    await startThreads(); // every worker takes part from the first kernel
     const h = createHash('sha256');
     scope(() => {
       const [loss, g] = valueAndGrad((q: typeof params) => w7Loss(q, x, labels, T))(params);
