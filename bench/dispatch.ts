@@ -105,7 +105,7 @@ function publish(c: Channel, kernel: number, args: readonly number[], total: num
   ch[C.UNITS] = 1;
   ch[C.SHARDS] = 1;
   Atomics.store(ch, C.DONE, 0);
-  Atomics.store(ch, C.CLAIM, (c.gen & C.GEN_MASK) << C.CLAIM_SHIFT);
+  Atomics.store(ch, C.CLAIM, C.claimWord(c.gen, 1));
   Atomics.store(ch, C.GEN, c.gen);
   Atomics.notify(ch, C.GEN);
 }

@@ -19,7 +19,7 @@ export const GRAIN = 5; // and the units as evenly as can be into SHARDS shards
 export const UNITS = 6;
 export const EXIT = 7; // set to 1 to stop every worker
 export const SPIN = 8; // spin iterations before a worker sleeps
-export const CLAIM = LINE; // (generation mod 2^19) << 12 | next shard to claim
+export const CLAIM = LINE; // claimWord(generation, shards of the job not yet claimed)
 export const DONE = 2 * LINE; // bumped whenever a shard finishes: the caller sleeps on it
 export const ERROR = 3 * LINE; // 0 none, 1 a worker died, 2 a kernel threw
 export const ERROR_SLOT = 3 * LINE + 1;
@@ -30,7 +30,7 @@ export const BUSY = 4 * LINE; // BUSY + slot * LINE: 1 while that slot runs a sh
 export const SCRATCH = BUSY + MAX_SLOTS * LINE; // SCRATCH + slot: that slot's scratch pointer
 export const ARGS_BYTE_OFFSET = (SCRATCH + MAX_SLOTS) * 4;
 export const MAX_ARGS = 48;
-export const MAX_SHARDS = 4096;
+export const MAX_SHARDS = 4095; // CLAIM counts a job's unclaimed shards in 12 bits
 // FINISHED + s: the generation whose shard s last finished. The caller waits for
 // its own generation in every slot, so a count that went astray (or a shard run
 // twice) can neither end a job early nor make the caller wait forever.
@@ -38,6 +38,18 @@ export const FINISHED = (ARGS_BYTE_OFFSET + MAX_ARGS * 8) / 4;
 export const CHANNEL_BYTES = (FINISHED + MAX_SHARDS) * 4;
 export const CLAIM_SHIFT = 12;
 export const GEN_MASK = 0x7ffff;
+
+/**
+ * The CLAIM word: the job's generation (mod 2^19) over the count of its shards
+ * not yet claimed. Claims count it down, so a claim that succeeds took a shard
+ * of a job that cannot have ended: the job's fields are still its own. (Counting
+ * up to SHARDS instead, a worker a whole job late could compare its stale count
+ * with the next job's larger SHARDS while the caller writes that job's fields,
+ * and claim a shard of neither.)
+ */
+export function claimWord(gen, left) {
+  return ((gen & GEN_MASK) << CLAIM_SHIFT) | left;
+}
 
 /** The module's function exports in a fixed order: a kernel's index on every thread. */
 export function kernelNames(module) {
@@ -61,14 +73,15 @@ export function shardRange(ch, s) {
  * a kernel exception is recorded in ERROR (the caller reports it).
  */
 export function runShards(ch, args, fns, slot, gen) {
-  const tag = (gen & GEN_MASK) << CLAIM_SHIFT;
+  const tag = claimWord(gen, 0);
   for (;;) {
     const v = Atomics.load(ch, CLAIM);
     if ((v & ~0xfff) !== tag) return;
-    const s = v & 0xfff;
-    if (s >= ch[SHARDS]) return;
-    if (Atomics.compareExchange(ch, CLAIM, v, v + 1) !== v) continue;
-    // The claim succeeded, so this generation's job fields are the ones read below.
+    const left = v & 0xfff;
+    if (left === 0) return;
+    if (Atomics.compareExchange(ch, CLAIM, v, v - 1) !== v) continue;
+    // The shard was unclaimed until now, so the job is running: its fields below are this generation's.
+    const s = ch[SHARDS] - left;
     Atomics.store(ch, BUSY + slot * LINE, 1);
     if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
     const { begin, end } = shardRange(ch, s);

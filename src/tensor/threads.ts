@@ -164,7 +164,7 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   ch[C.GRAIN] = grain;
   ch[C.UNITS] = units;
   ch[C.SHARDS] = shards;
-  Atomics.store(ch, C.CLAIM, (gen & C.GEN_MASK) << C.CLAIM_SHIFT);
+  Atomics.store(ch, C.CLAIM, C.claimWord(gen, shards));
   Atomics.store(ch, C.GEN, gen);
   Atomics.notify(ch, C.GEN);
 
@@ -194,7 +194,7 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
 /** Stop the job's remaining claims, wait for running shards, and report. */
 function failJob(kernel: string, error: number): never {
   const slot = ch[C.ERROR_SLOT];
-  Atomics.store(ch, C.CLAIM, ((gen + 1) & C.GEN_MASK) << C.CLAIM_SHIFT);
+  Atomics.store(ch, C.CLAIM, C.claimWord(gen, 0));
   for (let s = 1; s < threads; s++) {
     while (Atomics.load(ch, C.BUSY + s * C.LINE) !== 0) Atomics.wait(ch, C.DONE, Atomics.load(ch, C.DONE), 5);
   }

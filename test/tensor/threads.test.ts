@@ -88,6 +88,39 @@ describe('thread pool', () => {
     expect(C.CHANNEL_BYTES).toBe((C.FINISHED + C.MAX_SHARDS) * 4);
   });
 
+  it('claims take each shard of a live job once, in order, and nothing from a worker a job late', () => {
+    const ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
+    const args = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+    const ran: number[][] = [];
+    const fns = [(...a: number[]) => ran.push(a)];
+    const publish = (gen: number, shards: number) => {
+      [ch[C.KERNEL], ch[C.ARGC], args[0], ch[C.TOTAL], ch[C.GRAIN], ch[C.UNITS], ch[C.SHARDS]] = [0, 1, 7, 10 * shards, 10, shards, shards];
+      Atomics.store(ch, C.CLAIM, C.claimWord(gen, shards));
+    };
+    publish(5, 3);
+    C.runShards(ch, args, fns, 1, 5);
+    expect(ran).toEqual([[7, 0, 10, 0], [7, 10, 20, 0], [7, 20, 30, 0]]);
+    expect([0, 1, 2].map((s) => ch[C.FINISHED + s])).toEqual([5, 5, 5]);
+    expect(ch[C.DONE]).toBe(3);
+    // Job 5 is done. While the caller writes job 6's fields (its CLAIM word not
+    // yet stored), a worker still on generation 5 must not take a shard of it.
+    ran.length = 0;
+    [ch[C.KERNEL], ch[C.SHARDS], ch[C.UNITS], ch[C.TOTAL]] = [0, 8, 8, 80];
+    C.runShards(ch, args, fns, 2, 5);
+    expect(ran).toEqual([]);
+    publish(6, 8);
+    C.runShards(ch, args, fns, 2, 5); // nor once it is published
+    expect(ran).toEqual([]);
+    C.runShards(ch, args, fns, 2, 6);
+    expect(ran.map((a) => a[1])).toEqual([0, 10, 20, 30, 40, 50, 60, 70]);
+    // Generations wrap at 2^19 inside the claim word and stay apart from their neighbours.
+    for (const gen of [C.GEN_MASK, C.GEN_MASK + 1, -1]) {
+      expect(C.claimWord(gen, 0)).toBeGreaterThanOrEqual(0);
+      expect(C.claimWord(gen, 0)).not.toBe(C.claimWord(gen + 1, 0));
+    }
+    expect(C.claimWord(3, C.MAX_SHARDS) & 0xfff).toBe(C.MAX_SHARDS);
+  });
+
   it('a job ends when each of its shards has finished, whatever the completion count says', async () => {
     setThreads(2);
     const n = 1 << 18;
