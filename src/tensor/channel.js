@@ -26,7 +26,7 @@ export const ERROR_SLOT = 3 * LINE + 1;
 export const READY = 3 * LINE + 2; // workers started and waiting
 export const KILL = 3 * LINE + 3; // test hook: the next worker to claim a shard exits
 export const MAX_SLOTS = 64;
-export const BUSY = 4 * LINE; // BUSY + slot * LINE: 1 while that slot runs a shard
+export const BUSY = 4 * LINE; // BUSY + slot * LINE: 1 while that slot claims or runs shards of a job
 export const SCRATCH = BUSY + MAX_SLOTS * LINE; // SCRATCH + slot: that slot's scratch pointer
 export const ARGS_BYTE_OFFSET = (SCRATCH + MAX_SLOTS) * 4;
 export const MAX_ARGS = 48;
@@ -74,32 +74,38 @@ export function shardRange(ch, s) {
  */
 export function runShards(ch, args, fns, slot, gen) {
   const tag = claimWord(gen, 0);
-  for (;;) {
-    const v = Atomics.load(ch, CLAIM);
-    if ((v & ~0xfff) !== tag) return;
-    const left = v & 0xfff;
-    if (left === 0) return;
-    if (Atomics.compareExchange(ch, CLAIM, v, v - 1) !== v) continue;
-    // The shard was unclaimed until now, so the job is running: its fields below are this generation's.
-    const s = ch[SHARDS] - left;
-    Atomics.store(ch, BUSY + slot * LINE, 1);
-    if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
-    const { begin, end } = shardRange(ch, s);
-    const argc = ch[ARGC];
-    const a = new Array(argc + 3);
-    for (let i = 0; i < argc; i++) a[i] = args[i];
-    a[argc] = begin;
-    a[argc + 1] = end;
-    a[argc + 2] = ch[SCRATCH + slot];
-    try {
-      fns[ch[KERNEL]](...a);
-    } catch {
-      Atomics.store(ch, ERROR_SLOT, slot);
-      Atomics.store(ch, ERROR, 2);
+  const busy = BUSY + slot * LINE;
+  // Raised before the first claim, so a caller that closes CLAIM after a failure
+  // and then sees BUSY down knows that no claim of this thread is still running.
+  Atomics.store(ch, busy, 1);
+  try {
+    for (;;) {
+      const v = Atomics.load(ch, CLAIM);
+      if ((v & ~0xfff) !== tag) return;
+      const left = v & 0xfff;
+      if (left === 0) return;
+      if (Atomics.compareExchange(ch, CLAIM, v, v - 1) !== v) continue;
+      // The shard was unclaimed until now, so the job is running: its fields below are this generation's.
+      const s = ch[SHARDS] - left;
+      if (slot !== 0 && Atomics.compareExchange(ch, KILL, 1, 0) === 1) process.exit(70);
+      const { begin, end } = shardRange(ch, s);
+      const argc = ch[ARGC];
+      const a = new Array(argc + 3);
+      for (let i = 0; i < argc; i++) a[i] = args[i];
+      a[argc] = begin;
+      a[argc + 1] = end;
+      a[argc + 2] = ch[SCRATCH + slot];
+      try {
+        fns[ch[KERNEL]](...a);
+      } catch {
+        Atomics.store(ch, ERROR_SLOT, slot);
+        Atomics.store(ch, ERROR, 2);
+      }
+      Atomics.store(ch, FINISHED + s, gen);
+      Atomics.add(ch, DONE, 1);
+      Atomics.notify(ch, DONE);
     }
-    Atomics.store(ch, BUSY + slot * LINE, 0);
-    Atomics.store(ch, FINISHED + s, gen);
-    Atomics.add(ch, DONE, 1);
-    Atomics.notify(ch, DONE);
+  } finally {
+    Atomics.store(ch, busy, 0);
   }
 }
