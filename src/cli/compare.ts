@@ -35,7 +35,7 @@ Options:
   --epochs <n>     training epochs for each model [6]
   --count <n>      images drawn (10% held out for validation) [4000]
   --size <px>      image height and width [32]
-  --threads <n>    worker threads (results never depend on it) [cores]
+  --threads <n>    worker threads (results never depend on it) [CPUs available]
   --seed <n>       seed of the data, the weights and the shuffling [0]
   -h, --help       show this help`;
 

@@ -20,7 +20,7 @@
  *   "clipValue": 0.7,                 elementwise gradient clip (nayebi2018 supp. §6.4); 0: none
  *   "clipNorm": 0,                    global-norm gradient clip; 0: none
  *   "seed": 0, "epochs": 1, "batch": 32,
- *   "threads": n?,                    worker threads (default: the machine's cores); never changes results
+ *   "threads": n?,                    worker threads (default: CONVRNN_THREADS, else the CPUs available); never changes results
  *   "checkpointEvery": 100            steps between checkpoints; 0: only at the end
  * }
  *

@@ -69,7 +69,7 @@ Config (JSON; defaults in brackets; unknown keys are errors):
   schedule          {"kind": "constant"} | {"kind": "stepDecay", "factor" [0.1], "epochs" [[30, 60, 80]]}
                   | {"kind": "cosine", "warmupSteps" [0], "finalLr" [0]}
   weightDecay       L2 on weights (names ending in .w) [1e-4]     clipValue  [0.7]   clipNorm  [0]
-  seed [0]   epochs [1]   batch [32]   threads [cores]   checkpointEvery (steps; 0: at the end) [100]
+  seed [0]   epochs [1]   batch [32]   threads [CPUs available]   checkpointEvery (steps; 0: at the end) [100]
 
 Exit codes: 0 done, 1 training failed (NaN/Inf), 2 bad usage or config,
 130 interrupted by Ctrl-C (after saving a checkpoint).`;

@@ -17,11 +17,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import { availableParallelism } from 'node:os';
 import { memory, alloc, free } from './heap.js';
 import { kernelModule, K } from './kernels.js';
 import { ConvrnnError, ValueError, describe } from './errors.js';
 import * as C from './channel.js';
+import { availableCpus } from './cpus.js';
 
 /** A worker thread died or a kernel failed while a job ran. */
 export class WorkerError extends ConvrnnError {}
@@ -62,7 +62,7 @@ function defaultThreads(): number {
     }
     return n;
   }
-  return Math.min(availableParallelism(), C.MAX_SLOTS);
+  return Math.min(availableCpus(), C.MAX_SLOTS);
 }
 
 /** Use `n` threads (the caller plus n-1 workers) for large kernels. */
