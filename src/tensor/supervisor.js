@@ -1,7 +1,7 @@
 // The supervisor thread owns the Piscina pool of kernel workers. The calling
 // thread blocks in Atomics.wait while a job runs, so it cannot see a worker
-// exit; this thread's event loop can: it flags the death in the control block,
-// wakes the caller, and starts a replacement.
+// exit; this thread's event loop can: it starts a replacement and, when the
+// worker died inside a job, flags the death in the control block and wakes the caller.
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ERROR, ERROR_SLOT, BUSY, LINE, DONE, EXIT, GEN } from './channel.js';
@@ -21,10 +21,12 @@ function start(slot) {
     () => {},
     () => {
       if (Atomics.load(ch, EXIT) === 1) return;
-      Atomics.store(ch, BUSY + slot * LINE, 0);
-      Atomics.store(ch, ERROR_SLOT, slot);
-      Atomics.store(ch, ERROR, 1);
-      Atomics.notify(ch, DONE);
+      // A worker that died between jobs held no shard: replace it, fail nothing.
+      if (Atomics.exchange(ch, BUSY + slot * LINE, 0) === 1) {
+        Atomics.store(ch, ERROR_SLOT, slot);
+        Atomics.store(ch, ERROR, 1);
+        Atomics.notify(ch, DONE);
+      }
       start(slot);
     },
   );

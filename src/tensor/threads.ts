@@ -212,6 +212,13 @@ export const _testing = {
   killWorkerOnNextShard(): void {
     Atomics.store(ch, C.KILL, 1);
   },
+  /** The next worker to wake for a job exits before it claims a shard. */
+  killWorkerOnNextWake(): void {
+    Atomics.store(ch, C.KILL, 2);
+  },
+  killPending(): boolean {
+    return Atomics.load(ch, C.KILL) !== 0;
+  },
   readyWorkers(): number {
     return Atomics.load(ch, C.READY);
   },

@@ -1,7 +1,7 @@
 // A kernel worker: instantiates the kernels on the shared memory, then waits
 // for jobs on the control block and claims shards until told to exit. It runs
 // as one long Piscina task; the task ends only when the pool shuts down.
-import { GEN, EXIT, READY, SPIN, ARGS_BYTE_OFFSET, MAX_ARGS, kernelNames, runShards } from './channel.js';
+import { GEN, EXIT, KILL, READY, SPIN, ARGS_BYTE_OFFSET, MAX_ARGS, kernelNames, runShards } from './channel.js';
 
 export default function kernelWorker({ module, memory, channel, slot }) {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
@@ -18,6 +18,7 @@ export default function kernelWorker({ module, memory, channel, slot }) {
     if (Atomics.load(ch, GEN) === seen) Atomics.wait(ch, GEN, seen);
     seen = Atomics.load(ch, GEN);
     if (Atomics.load(ch, EXIT) === 1) return 'exit';
+    if (Atomics.load(ch, KILL) === 2 && Atomics.compareExchange(ch, KILL, 2, 0) === 2) process.exit(70);
     runShards(ch, args, fns, slot, seen);
   }
 }

@@ -160,6 +160,27 @@ describe('thread pool', () => {
     t.dispose();
   });
 
+  it('a worker that dies outside a job fails nothing; it is replaced', async () => {
+    setThreads(2);
+    const n = 1 << 20;
+    const t = empty([n]);
+    runSharded('fill', [t.ptr, 0], n, 4, 0);
+    await untilWorkersReady(1);
+    const started = _testing.readyWorkers();
+    _testing.killWorkerOnNextWake();
+    // The worker dies on waking for one of these jobs, holding no shard: every job completes, none throws.
+    for (let i = 0; i < 50; i++) {
+      runSharded('fill', [t.ptr, i], n, 4, 0);
+      expect(t.toArray().every((v) => v === i)).toBe(true);
+      if (!_testing.killPending()) await new Promise((r) => setTimeout(r, 5)); // let the supervisor see the exit
+    }
+    expect(_testing.killPending()).toBe(false);
+    await untilWorkersReady(started + 1); // the replacement has started
+    runSharded('fill', [t.ptr, 9], n, 4, 0);
+    expect(t.toArray().every((v) => v === 9)).toBe(true);
+    t.dispose();
+  });
+
   it('the process exits promptly when its work is done (workers never keep it alive)', () => {
     const dir = transpileSources();
     const script = `
