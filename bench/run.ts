@@ -10,6 +10,8 @@
  * peak RSS is its own.
  * `npm run bench -- --scaling [--rounds 7] --workloads W1,W7 --threads 1,2`:
  * speedups over the first thread count, one JSON line per workload (see scaling).
+ * `npm run bench -- --trace --threads 1,2`: each kernel of one W7 step, its
+ * threads' work and idle time (bench/trace.ts).
  * `npm run bench -- --bits --threads 1,2,16`: a SHA-256 of one W7 step's loss
  * and gradients at each thread count, to check on any machine that they are
  * the same bytes (the tests check 1, 2 and 3 threads); exits 1 if not.
@@ -26,6 +28,7 @@ import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
 import { dispatchBench } from './dispatch.js';
 import { baseNetStep } from './convrnn.js';
 import { w7Setup, profileW7, printProfile } from './profile.js';
+import { traceW7, printTraces, type StepTrace } from './trace.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -209,6 +212,13 @@ async function bits(): Promise<boolean> {
 }
 
 if (process.argv.includes('--bits')) process.exit((await bits()) ? 0 : 1);
+
+if (process.argv.includes('--trace')) {
+  const traces: StepTrace[] = [];
+  for (const t of threadCounts) traces.push(await traceW7(t));
+  printTraces(traces);
+  process.exit(0);
+}
 
 if (process.argv.includes('--scaling')) {
   const rounds = Number(arg('rounds', '7'));

@@ -19,6 +19,7 @@ export const GRAIN = 5; // and the units as evenly as can be into SHARDS shards
 export const UNITS = 6;
 export const EXIT = 7; // set to 1 to stop every worker
 export const SPIN = 8; // spin iterations before a worker sleeps
+export const TRACE = 9; // 1: each shard records [slot, start, end] (µs) at TRACE_BYTE_OFFSET + 24 * shard
 export const CLAIM = LINE; // claimWord(generation, shards of the job not yet claimed)
 export const DONE = 2 * LINE; // bumped whenever a shard finishes: the caller sleeps on it
 export const ERROR = 3 * LINE; // 0 none, 1 a worker died, 2 a kernel threw
@@ -35,7 +36,8 @@ export const MAX_SHARDS = 4095; // CLAIM counts a job's unclaimed shards in 12 b
 // its own generation in every slot, so a count that went astray (or a shard run
 // twice) can neither end a job early nor make the caller wait forever.
 export const FINISHED = (ARGS_BYTE_OFFSET + MAX_ARGS * 8) / 4;
-export const CHANNEL_BYTES = (FINISHED + MAX_SHARDS) * 4;
+export const TRACE_BYTE_OFFSET = Math.ceil(((FINISHED + MAX_SHARDS) * 4) / 8) * 8;
+export const CHANNEL_BYTES = TRACE_BYTE_OFFSET + MAX_SHARDS * 24;
 export const CLAIM_SHIFT = 12;
 export const GEN_MASK = 0x7ffff;
 
@@ -49,6 +51,12 @@ export const GEN_MASK = 0x7ffff;
  */
 export function claimWord(gen, left) {
   return ((gen & GEN_MASK) << CLAIM_SHIFT) | left;
+}
+
+/** Microseconds on the monotonic clock that every thread of the process reads alike. */
+export function clockUs() {
+  const [s, ns] = process.hrtime();
+  return s * 1e6 + ns / 1e3;
 }
 
 /** The module's function exports in a fixed order: a kernel's index on every thread. */
@@ -70,9 +78,10 @@ export function shardRange(ch, s) {
 
 /**
  * Claim and run shards of the current job until none is left. Returns normally;
- * a kernel exception is recorded in ERROR (the caller reports it).
+ * a kernel exception is recorded in ERROR (the caller reports it). `trace` is
+ * the Float64Array at TRACE_BYTE_OFFSET, written when TRACE is 1.
  */
-export function runShards(ch, args, fns, slot, gen) {
+export function runShards(ch, args, fns, trace, slot, gen) {
   const tag = claimWord(gen, 0);
   const busy = BUSY + slot * LINE;
   // Raised before the first claim, so a caller that closes CLAIM after a failure
@@ -95,11 +104,17 @@ export function runShards(ch, args, fns, slot, gen) {
       a[argc] = begin;
       a[argc + 1] = end;
       a[argc + 2] = ch[SCRATCH + slot];
+      const start = ch[TRACE] === 1 ? clockUs() : 0;
       try {
         fns[ch[KERNEL]](...a);
       } catch {
         Atomics.store(ch, ERROR_SLOT, slot);
         Atomics.store(ch, ERROR, 2);
+      }
+      if (start !== 0) {
+        trace[3 * s] = slot;
+        trace[3 * s + 1] = start;
+        trace[3 * s + 2] = clockUs();
       }
       Atomics.store(ch, FINISHED + s, gen);
       Atomics.add(ch, DONE, 1);

@@ -11,7 +11,7 @@
  * how to split; it is where worker threads plug in.
  */
 import { K, type Kernels } from './kernels.js';
-import { getThreads, runSharded, scratchFor } from './threads.js';
+import { getThreads, runSharded, runDirect, scratchFor } from './threads.js';
 
 type RangeKernel = {
   [N in keyof Kernels]: Kernels[N] extends (...a: infer A) => void ? (A extends [...number[]] ? N : never) : never;
@@ -61,6 +61,5 @@ export function parallel(kernel: RangeKernel, args: readonly number[], total: nu
     runSharded(kernel, args, total, grain, bytes);
     return;
   }
-  const fn = K[kernel] as unknown as (...a: number[]) => void;
-  fn(...args, 0, total, scratch(bytes));
+  runDirect(kernel, K[kernel] as unknown as (...a: number[]) => void, args, total, scratch(bytes));
 }

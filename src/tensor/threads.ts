@@ -34,6 +34,7 @@ let threads = defaultThreads();
 let supervisor: Worker | null = null;
 let ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
 let argv = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+let shardTimes = new Float64Array(ch.buffer, C.TRACE_BYTE_OFFSET, 3 * C.MAX_SHARDS);
 let gen = 0;
 let jobs = 0;
 /** Time the caller spent waiting for workers' shards after its own, and the jobs in which it slept. */
@@ -82,7 +83,9 @@ function startPool(): void {
   const buffer = new SharedArrayBuffer(C.CHANNEL_BYTES);
   ch = new Int32Array(buffer);
   argv = new Float64Array(buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+  shardTimes = new Float64Array(buffer, C.TRACE_BYTE_OFFSET, 3 * C.MAX_SHARDS);
   ch[C.SPIN] = SPIN;
+  ch[C.TRACE] = traced === null ? 0 : 1;
   gen = 0;
   const sup = new Worker(new URL('./supervisor.js', import.meta.url), {
     workerData: { module: kernelModule, memory, channel: buffer, workers: threads - 1 },
@@ -165,10 +168,11 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   ch[C.UNITS] = units;
   ch[C.SHARDS] = shards;
   Atomics.store(ch, C.CLAIM, C.claimWord(gen, shards));
+  const publish = traced === null ? 0 : C.clockUs();
   Atomics.store(ch, C.GEN, gen);
   Atomics.notify(ch, C.GEN);
 
-  C.runShards(ch, argv, fns, 0, gen);
+  C.runShards(ch, argv, fns, shardTimes, 0, gen);
 
   // Wait until every shard reports this generation. Poll a few microseconds
   // first: a worker finishing its last shard is usually that close, and a
@@ -189,6 +193,54 @@ export function runSharded(kernel: string, args: readonly number[], total: numbe
   waitMs += performance.now() - waitFrom;
   const error = Atomics.load(ch, C.ERROR);
   if (error !== 0) failJob(kernel, error);
+  if (traced !== null) {
+    const done = C.clockUs();
+    const times: [number, number, number][] = [];
+    for (let s = 0; s < need; s++) times.push([shardTimes[3 * s], shardTimes[3 * s + 1], shardTimes[3 * s + 2]]);
+    traced.push({ kernel, total, threads, publish, done, shards: times });
+  }
+}
+
+// ---- tracing ---------------------------------------------------------------
+
+/** A kernel call as traced: µs on C.clockUs; each shard as [slot, start, end]. */
+export interface TracedCall {
+  kernel: string;
+  total: number;
+  /** Threads of the pool (1: the call ran on the calling thread alone). */
+  threads: number;
+  /** When the job was published (or the direct call began) and when the caller saw it done. */
+  publish: number;
+  done: number;
+  shards: [number, number, number][];
+}
+
+let traced: TracedCall[] | null = null;
+
+/** @internal Record every kernel call (bench --trace) until stopTrace. */
+export function startTrace(): void {
+  traced = [];
+  ch[C.TRACE] = 1;
+}
+
+/** @internal Stop recording; the calls recorded since startTrace. */
+export function stopTrace(): TracedCall[] {
+  const calls = traced ?? [];
+  traced = null;
+  ch[C.TRACE] = 0;
+  return calls;
+}
+
+/** Run a kernel on the calling thread alone; traced like a one-shard job while tracing. */
+export function runDirect(kernel: string, fn: (...a: number[]) => void, args: readonly number[], total: number, scratch: number): void {
+  if (traced === null) {
+    fn(...args, 0, total, scratch);
+    return;
+  }
+  const start = C.clockUs();
+  fn(...args, 0, total, scratch);
+  const done = C.clockUs();
+  traced.push({ kernel, total, threads: 1, publish: start, done, shards: [[0, start, done]] });
 }
 
 /** Stop the job's remaining claims, wait for running shards, and report. */

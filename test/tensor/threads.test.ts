@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { transpileSources } from '../util/transpile.js';
 import { kernelsPath } from '../../src/tensor/kernels.js';
-import { setThreads, getThreads, startThreads, runSharded, WorkerError, _testing } from '../../src/tensor/threads.js';
+import { setThreads, getThreads, startThreads, runSharded, startTrace, stopTrace, WorkerError, _testing } from '../../src/tensor/threads.js';
+import { parallel } from '../../src/tensor/dispatch.js';
 import { empty } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
 import * as C from '../../src/tensor/channel.js';
@@ -69,7 +70,7 @@ describe('thread pool', () => {
 
   it('the control block keeps each word that threads write during a job on a cache line of its own, and no regions overlap', () => {
     const line = (i: number) => Math.floor(i / C.LINE);
-    const job = [C.GEN, C.SHARDS, C.KERNEL, C.ARGC, C.TOTAL, C.GRAIN, C.UNITS, C.EXIT, C.SPIN];
+    const job = [C.GEN, C.SHARDS, C.KERNEL, C.ARGC, C.TOTAL, C.GRAIN, C.UNITS, C.EXIT, C.SPIN, C.TRACE];
     const rare = [C.ERROR, C.ERROR_SLOT, C.READY, C.KILL];
     expect(new Set([...job, ...rare]).size).toBe(job.length + rare.length);
     const busy = Array.from({ length: C.MAX_SLOTS }, (_, s) => C.BUSY + s * C.LINE);
@@ -79,18 +80,21 @@ describe('thread pool', () => {
     for (const i of rare) expect(line(i)).toBe(line(C.ERROR));
     expect(C.CLAIM % C.LINE).toBe(0);
     expect(C.DONE % C.LINE).toBe(0);
-    // regions in order: scalars, BUSY, SCRATCH, the float64 args, FINISHED
+    // regions in order: scalars, BUSY, SCRATCH, the float64 args, FINISHED, the shard trace
     expect(Math.max(...job, ...rare, C.CLAIM, C.DONE)).toBeLessThan(C.BUSY);
     expect(busy[busy.length - 1]).toBeLessThan(C.SCRATCH);
     expect((C.SCRATCH + C.MAX_SLOTS) * 4).toBeLessThanOrEqual(C.ARGS_BYTE_OFFSET);
     expect(C.ARGS_BYTE_OFFSET % 8).toBe(0);
     expect(C.ARGS_BYTE_OFFSET + C.MAX_ARGS * 8).toBeLessThanOrEqual(C.FINISHED * 4);
-    expect(C.CHANNEL_BYTES).toBe((C.FINISHED + C.MAX_SHARDS) * 4);
+    expect(C.TRACE_BYTE_OFFSET % 8).toBe(0);
+    expect(C.TRACE_BYTE_OFFSET).toBeGreaterThanOrEqual((C.FINISHED + C.MAX_SHARDS) * 4);
+    expect(C.CHANNEL_BYTES).toBe(C.TRACE_BYTE_OFFSET + C.MAX_SHARDS * 24);
   });
 
   it('claims take each shard of a live job once, in order, and nothing from a worker a job late', () => {
     const ch = new Int32Array(new SharedArrayBuffer(C.CHANNEL_BYTES));
     const args = new Float64Array(ch.buffer, C.ARGS_BYTE_OFFSET, C.MAX_ARGS);
+    const trace = new Float64Array(ch.buffer, C.TRACE_BYTE_OFFSET, 3 * C.MAX_SHARDS);
     const ran: number[][] = [];
     const fns = [(...a: number[]) => ran.push(a)];
     const publish = (gen: number, shards: number) => {
@@ -98,7 +102,7 @@ describe('thread pool', () => {
       Atomics.store(ch, C.CLAIM, C.claimWord(gen, shards));
     };
     publish(5, 3);
-    C.runShards(ch, args, fns, 1, 5);
+    C.runShards(ch, args, fns, trace, 1, 5);
     expect(ran).toEqual([[7, 0, 10, 0], [7, 10, 20, 0], [7, 20, 30, 0]]);
     expect([0, 1, 2].map((s) => ch[C.FINISHED + s])).toEqual([5, 5, 5]);
     expect(ch[C.DONE]).toBe(3);
@@ -106,12 +110,12 @@ describe('thread pool', () => {
     // yet stored), a worker still on generation 5 must not take a shard of it.
     ran.length = 0;
     [ch[C.KERNEL], ch[C.SHARDS], ch[C.UNITS], ch[C.TOTAL]] = [0, 8, 8, 80];
-    C.runShards(ch, args, fns, 2, 5);
+    C.runShards(ch, args, fns, trace, 2, 5);
     expect(ran).toEqual([]);
     publish(6, 8);
-    C.runShards(ch, args, fns, 2, 5); // nor once it is published
+    C.runShards(ch, args, fns, trace, 2, 5); // nor once it is published
     expect(ran).toEqual([]);
-    C.runShards(ch, args, fns, 2, 6);
+    C.runShards(ch, args, fns, trace, 2, 6);
     expect(ran.map((a) => a[1])).toEqual([0, 10, 20, 30, 40, 50, 60, 70]);
     // Generations wrap at 2^19 inside the claim word and stay apart from their neighbours.
     for (const gen of [C.GEN_MASK, C.GEN_MASK + 1, -1]) {
@@ -157,6 +161,36 @@ describe('thread pool', () => {
     await untilWorkersReady(2); // the replacement has started
     runSharded('fill', [t.ptr, 3], n, 4, 0);
     expect(t.toArray().every((v) => v === 3)).toBe(true);
+    t.dispose();
+  });
+
+  it('a trace records each shard once, on a slot of the pool, inside its job, and a direct call as one shard of the caller', async () => {
+    setThreads(3);
+    const n = 1 << 20;
+    const t = empty([n]);
+    runSharded('fill', [t.ptr, 0], n, 4, 0);
+    await untilWorkersReady(2);
+    startTrace();
+    runSharded('fill', [t.ptr, 1], n, 4, 0);
+    parallel('fill', [t.ptr, 2], 64, { cost: 1 }); // far below the threshold: the caller alone
+    const calls = stopTrace();
+    expect(t.toArray().every((v, i) => v === (i < 64 ? 2 : 1))).toBe(true);
+    runSharded('fill', [t.ptr, 3], n, 4, 0);
+    expect(stopTrace()).toEqual([]);
+    expect(calls.map((c) => [c.kernel, c.total, c.threads, c.shards.length])).toEqual([['fill', n, 3, 6], ['fill', 64, 1, 1]]);
+    const [job, direct] = calls;
+    for (const [slot, start, end] of job.shards) {
+      expect([0, 1, 2]).toContain(slot);
+      expect(start).toBeGreaterThanOrEqual(job.publish);
+      expect(end).toBeGreaterThanOrEqual(start);
+      expect(job.done).toBeGreaterThanOrEqual(end);
+    }
+    // No thread runs two shards at once.
+    for (const slot of [0, 1, 2]) {
+      const own = job.shards.filter((x) => x[0] === slot).sort((a, b) => a[1] - b[1]);
+      for (let i = 1; i < own.length; i++) expect(own[i][1]).toBeGreaterThanOrEqual(own[i - 1][2]);
+    }
+    expect(direct.shards).toEqual([[0, direct.publish, direct.done]]);
     t.dispose();
   });
 
