@@ -98,7 +98,7 @@ function avgPoolBackward(g: Tensor, p: Geometry): Tensor {
  * The cost (dispatch.ts) of a forward row: 6 per window element read, which
  * puts 1M of cost near 33 us of one thread, as for the compute-bound kernels
  * (measured: a 2x2 max pool of [32, 16, 16, 64], 524K elements, 104 us on one
- * thread, 58 us split over two; counted at 1 per element it ran on one).
+ * thread, 58 us split over two; at 1 per element read it stayed on one).
  */
 const rowCost = (p: Geometry): number => 6 * p.OW * p.C * p.KH * p.KW;
 
