@@ -215,6 +215,29 @@ describe('thread pool', () => {
     t.dispose();
   });
 
+  it('the default thread count is CONVRNN_THREADS when set, else the CPUs available; a bad value is a clear error', () => {
+    const dir = transpileSources();
+    const script = `
+      import { getThreads } from ${JSON.stringify(join(dir, 'src/tensor/threads.js'))};
+      import { availableCpus } from ${JSON.stringify(join(dir, 'src/tensor/cpus.js'))};
+      console.log(JSON.stringify([getThreads(), availableCpus()]));
+    `;
+    const run = (threads: string | undefined) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, CONVRNN_WASM: kernelsPath };
+      delete env.CONVRNN_THREADS;
+      if (threads !== undefined) env.CONVRNN_THREADS = threads;
+      return spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8', env });
+    };
+    const [byDefault, cpus] = JSON.parse(run(undefined).stdout);
+    expect(byDefault).toBe(Math.min(cpus, C.MAX_SLOTS));
+    expect(JSON.parse(run('3').stdout)[0]).toBe(3);
+    for (const bad of ['0', '2.5', 'many', String(C.MAX_SLOTS + 1)]) {
+      const r = run(bad);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`CONVRNN_THREADS must be an integer in \\[1, ${C.MAX_SLOTS}\\], got`));
+    }
+  });
+
   it('the process exits promptly when its work is done (workers never keep it alive)', () => {
     const dir = transpileSources();
     const script = `
