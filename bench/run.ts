@@ -24,7 +24,7 @@ import {
 } from '../src/index.js';
 import { K } from '../src/tensor/kernels.js';
 import { time, emit, rate, round, median } from './harness.js';
-import { w7Init, w7Loss, w7Logits, w7Flops, sgd } from './w7.js';
+import { w7Init, w7Loss, w7Logits, w7Flops, w7Training } from './w7.js';
 import { dispatchBench } from './dispatch.js';
 import { baseNetStep } from './convrnn.js';
 import { w7Setup, profileW7, printProfile } from './profile.js';
@@ -104,19 +104,11 @@ const defs: Record<string, Workload> = {
   },
   W7: () => {
     const { params, x, labels, B, T } = w7Setup();
-    let p = params;
+    const training = w7Training(params, x, labels, T);
     const losses: number[] = [];
-    const step = () => {
-      const next = scope(() => {
-        const [loss, g] = valueAndGrad((q: typeof p) => w7Loss(q, x, labels, T))(p);
-        losses.push(loss.item());
-        return sgd(p, g, 0.01);
-      });
-      dispose(p);
-      p = next;
-    };
-    const m = time(step, { minSeconds: 0 });
-    dispose([p, x]);
+    const m = time(() => void losses.push(training.step()), { minSeconds: 0 });
+    training.dispose();
+    x.dispose();
     return { ...m, ...rate(m, { flops: w7Flops(B, T).train }), conv_train_gflop: round(w7Flops(B, T).train / 1e9, 3),
       loss_first: round(losses[0], 4), loss_last: round(losses[losses.length - 1], 4) };
   },

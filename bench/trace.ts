@@ -19,9 +19,9 @@
  * caches and memory, repeated work such as a filter gradient's transforms).
  */
 import { loadavg } from 'node:os';
-import { setThreads, startThreads, valueAndGrad, scope, dispose } from '../src/index.js';
+import { setThreads, startThreads } from '../src/index.js';
 import { startTrace, stopTrace, type TracedCall } from '../src/tensor/threads.js';
-import { w7Loss, sgd } from './w7.js';
+import { w7Training } from './w7.js';
 import { w7Setup } from './profile.js';
 import { emit, round } from './harness.js';
 
@@ -48,15 +48,10 @@ export async function traceW7(threads: number): Promise<StepTrace> {
   setThreads(threads);
   await startThreads();
   const { params, x, labels, T } = w7Setup();
-  let p = params;
+  const training = w7Training(params, x, labels, T);
   const step = (): number => {
     const t0 = performance.now();
-    const next = scope(() => {
-      const [, g] = valueAndGrad((q: typeof p) => w7Loss(q, x, labels, T))(p);
-      return sgd(p, g, 0.01);
-    });
-    dispose(p);
-    p = next;
+    training.step();
     return performance.now() - t0;
   };
   step();
@@ -68,7 +63,8 @@ export async function traceW7(threads: number): Promise<StepTrace> {
     const calls = stopTrace();
     if (best === null || ms < best.ms) best = { ms, calls };
   }
-  dispose([p, x]);
+  training.dispose();
+  x.dispose();
   return summarize(best!.ms, best!.calls, threads);
 }
 

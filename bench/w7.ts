@@ -7,7 +7,7 @@
  */
 import {
   conv2d, maxPool, reciprocalGate, add, mul, sub, mean, matmul, logSoftmax, oneHot, sum, randn, zeros,
-  split, type Key, type Tensor,
+  split, scope, dispose, valueAndGrad, type Key, type Tensor,
 } from '../src/index.js';
 
 export interface CellParams { sh: Tensor; hh: Tensor; hs: Tensor; ss: Tensor; bsh: Tensor; bhh: Tensor; bhs: Tensor; bss: Tensor }
@@ -81,4 +81,26 @@ export function w7Flops(B = 32, T = 8): { forward: number; train: number } {
   const c1 = f(B, 32, 32, 32, 3, 3);
   const perStep = c1 + 4 * f(B, 16, 16, 32, 32, 3) + f(B, 16, 16, 64, 32, 3) + 4 * f(B, 8, 8, 64, 64, 3);
   return { forward: T * perStep, train: 3 * T * perStep - T * c1 };
+}
+
+/**
+ * W7 training from `params`: each step() takes one SGD step (learning rate
+ * 0.01), frees the parameters it replaced and returns the step's loss.
+ */
+export function w7Training(params: W7Params, x: Tensor, labels: Int32Array, T: number): { step(): number; dispose(): void } {
+  let p = params;
+  return {
+    step(): number {
+      let loss = NaN;
+      const next = scope(() => {
+        const [l, g] = valueAndGrad((q: W7Params) => w7Loss(q, x, labels, T))(p);
+        loss = l.item();
+        return sgd(p, g, 0.01);
+      });
+      dispose(p);
+      p = next;
+      return loss;
+    },
+    dispose: () => dispose(p),
+  };
 }

@@ -6,7 +6,7 @@ import { transpileSources } from '../util/transpile.js';
 import { kernelsPath } from '../../src/tensor/kernels.js';
 import { setThreads, getThreads, startThreads, runSharded, startTrace, stopTrace, WorkerError, _testing } from '../../src/tensor/threads.js';
 import { parallel } from '../../src/tensor/dispatch.js';
-import { empty } from '../../src/tensor/tensor.js';
+import { empty, type Tensor } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
 import * as C from '../../src/tensor/channel.js';
 import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channel.js';
@@ -14,6 +14,15 @@ import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channe
 async function untilWorkersReady(n: number): Promise<void> {
   for (let i = 0; i < 500 && _testing.readyWorkers() < n; i++) await new Promise((r) => setTimeout(r, 10));
   expect(_testing.readyWorkers()).toBeGreaterThanOrEqual(n);
+}
+
+/** `threads` threads with every worker started, and a tensor of n floats for fill jobs. */
+async function readyPool(threads: number, n: number): Promise<Tensor> {
+  setThreads(threads);
+  const t = empty([n]);
+  runSharded('fill', [t.ptr, 0], n, 4, 0); // starts the pool
+  await untilWorkersReady(threads - 1);
+  return t;
 }
 
 describe('thread pool', () => {
@@ -33,11 +42,8 @@ describe('thread pool', () => {
   });
 
   it('a sharded kernel covers its whole range exactly once, on workers too', async () => {
-    setThreads(3);
     const n = 100_003;
-    const t = empty([n]);
-    runSharded('fill', [t.ptr, 0], n, 4, 0); // starts the pool
-    await untilWorkersReady(2);
+    const t = await readyPool(3, n);
     for (const value of [1.5, -2, 7]) {
       runSharded('fill', [t.ptr, value], n, 4, 0);
       expect(t.toArray().every((v) => v === value)).toBe(true);
@@ -126,11 +132,8 @@ describe('thread pool', () => {
   });
 
   it('a job ends when each of its shards has finished, whatever the completion count says', async () => {
-    setThreads(2);
     const n = 1 << 18;
-    const t = empty([n]);
-    runSharded('fill', [t.ptr, 0], n, 4, 0);
-    await untilWorkersReady(1);
+    const t = await readyPool(2, n);
     for (const stray of [1, 2, 6, 100]) {
       // Completions that belong to no shard end no job early and stall none: the caller waits for each shard.
       _testing.strayCompletions(stray);
@@ -141,11 +144,8 @@ describe('thread pool', () => {
   });
 
   it('a worker killed mid-job fails that job with a clear error; the pool recovers', async () => {
-    setThreads(2);
     const n = 1 << 20;
-    const t = empty([n]);
-    runSharded('fill', [t.ptr, 0], n, 4, 0);
-    await untilWorkersReady(1);
+    const t = await readyPool(2, n);
     _testing.killWorkerOnNextShard();
     // The worker may miss this job (the caller can claim every shard first); repeat until it takes one.
     let error: unknown = null;
@@ -165,11 +165,8 @@ describe('thread pool', () => {
   });
 
   it('a trace records each shard once, on a slot of the pool, inside its job, and a direct call as one shard of the caller', async () => {
-    setThreads(3);
     const n = 1 << 20;
-    const t = empty([n]);
-    runSharded('fill', [t.ptr, 0], n, 4, 0);
-    await untilWorkersReady(2);
+    const t = await readyPool(3, n);
     startTrace();
     runSharded('fill', [t.ptr, 1], n, 4, 0);
     parallel('fill', [t.ptr, 2], 64, { cost: 1 }); // far below the threshold: the caller alone
@@ -195,11 +192,8 @@ describe('thread pool', () => {
   });
 
   it('a worker that dies outside a job fails nothing; it is replaced', async () => {
-    setThreads(2);
     const n = 1 << 20;
-    const t = empty([n]);
-    runSharded('fill', [t.ptr, 0], n, 4, 0);
-    await untilWorkersReady(1);
+    const t = await readyPool(2, n);
     const started = _testing.readyWorkers();
     _testing.killWorkerOnNextWake();
     // The worker dies on waking for one of these jobs, holding no shard: every job completes, none throws.
