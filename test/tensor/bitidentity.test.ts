@@ -210,6 +210,8 @@ const depthwiseCases = fc
 
 /** A W7-like conv (3x3 'same', stride 1), always among the cases: batch 2, 16x16, 16 -> 16 channels. */
 const CONV_W7: ConvCase = { N: 2, H: 16, W: 16, Cin: 16, Cout: 16, KH: 3, KW: 3, stride: 1, dilation: 1, padding: 'same', bias: true, seed: 1 };
+/** W7's second conv: its filter gradient sums 295 KB per run of tiles, in 2 runs (filterGradRuns). */
+const CONV_LONG_RUNS: ConvCase = { ...CONV_W7, N: 32, Cin: 32, Cout: 64, bias: false };
 /** The same for depthwise: 32 channels at 40x40, multiplier 1. */
 const DEPTHWISE_3X3: ConvCase = { ...CONV_W7, H: 40, W: 40, Cin: 32, Cout: 1 };
 
@@ -345,7 +347,7 @@ const OPS: Record<string, Spec> = {
   conv2dBackpropFilter: spec(convsWithTaps, (c, r) => ({
     inputs: [r.t([c.N, c.H, c.W, c.Cin]), r.t([c.N, ...convOut(c), c.Cout])],
     f: (x, dy) => conv2dBackpropFilter(x, dy, [c.KH, c.KW, c.Cin, c.Cout], convOpts(c)),
-  }), { grad: false, fixed: [CONV_W7] }),
+  }), { grad: false, fixed: [CONV_W7, CONV_LONG_RUNS] }),
   depthwiseConv2d: spec(depthwiseCases, (c, r) => {
     const inputs = [r.t([c.N, c.H, c.W, c.Cin]), r.t([c.KH, c.KW, c.Cin, c.Cout]), ...(c.bias ? [r.t([c.Cin * c.Cout])] : [])];
     return { inputs, f: (x, w, b) => depthwiseConv2d(x, w, { ...convOpts(c), bias: b }) };

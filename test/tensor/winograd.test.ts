@@ -540,7 +540,7 @@ describe('conv2d takes the Winograd path where it pays', () => {
     expect(filterGradBlocks(64, 64, 4).units).toBe(4);
   });
 
-  it('cuts the 4x4 filter gradient into 1, 2 or 4 runs of at least 64 tiles, fixed by the shape, only where its sums are small', () => {
+  it('cuts the 4x4 filter gradient into 1, 2 or 4 runs, fixed by the shape: of at least 64 tiles where its sums are small, 256 where larger, none where large', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 4, max: 40 }), fc.integer({ min: 1, max: 96 }), fc.integer({ min: 1, max: 96 }), (N, H, Cin, Cout) => {
         const g = geo(N, H, H, Cin, Cout, 1);
@@ -552,17 +552,23 @@ describe('conv2d takes the Winograd path where it pays', () => {
           expect(runTiles).toBeGreaterThanOrEqual(64);
           expect(R * runTiles).toBeLessThanOrEqual(T); // the last run takes at least its share,
           expect(T - (R - 1) * runTiles).toBeLessThan(runTiles + R); // and fewer than R tiles more
-          if (R < 4) expect(T).toBeLessThan(2 * R * 64); // as many runs as fit
         }
-        if (36 * K.winograd4_filter_grad_plane(Cin, Cout) > 192 << 10 || T < 128) expect(R).toBe(1);
+        const sums = 36 * K.winograd4_filter_grad_plane(Cin, Cout);
+        const least = sums <= 192 << 10 ? 64 : 256;
+        if (R > 1) expect(runTiles).toBeGreaterThanOrEqual(least);
+        if (R < 4 && sums <= 640 << 10) expect(T).toBeLessThan(2 * R * least); // as many runs as fit
+        if (sums > 640 << 10 || T < 2 * least) expect(R).toBe(1);
       }),
     );
     expect(filterGradRuns(geo(32, 16, 16, 32, 32, 1))).toEqual({ T: 512, R: 4, runTiles: 128 }); // W7's first cell: 4 blocks of 128
     expect(filterGradRuns(geo(32, 32, 32, 3, 32, 1)).R).toBe(4);
     expect(filterGradRuns(geo(8, 16, 13, 12, 8, 1))).toEqual({ T: 128, R: 2, runTiles: 64 });
     expect(filterGradRuns(geo(8, 16, 12, 12, 8, 1))).toEqual({ T: 96, R: 1, runTiles: 96 });
-    expect(filterGradRuns(geo(32, 16, 16, 32, 64, 1)).R).toBe(1); // sums of 295 KB
-    expect(filterGradRuns(geo(16, 32, 32, 64, 64, 1)).R).toBe(1);
+    expect(filterGradRuns(geo(32, 16, 16, 32, 64, 1))).toEqual({ T: 512, R: 2, runTiles: 256 }); // sums of 295 KB: W7's second conv
+    expect(filterGradRuns(geo(16, 16, 16, 32, 64, 1)).R).toBe(1); // 256 tiles
+    expect(filterGradRuns(geo(16, 32, 32, 64, 64, 1))).toEqual({ T: 1024, R: 4, runTiles: 256 }); // W5b, sums of 590 KB
+    expect(filterGradRuns(geo(32, 8, 8, 64, 64, 1)).R).toBe(1); // W7's second cell: 128 tiles
+    expect(filterGradRuns(geo(8, 32, 32, 128, 128, 1)).R).toBe(1); // sums of 2.4 MB
   });
 
   it("conv2d, conv2dBackpropInput and conv2dBackpropFilter return the Winograd kernels' bytes (2x2 and 4x4 tiles; 4x4 in 2 runs)", () => {

@@ -398,25 +398,34 @@ export function filterGradBlocks(Cin: number, Cout: number, threads: number): { 
  * Runs let threads share the tiles without repeating a transform, as channel
  * blocks do (filterGradBlocks cuts what the runs leave); but each run writes
  * its own sums M (36 planes of Cin x Cout) where a single run keeps them in one
- * thread's cache. So runs are taken only where M is small (up to
- * RUN_SUMS_BYTES), at most MAX_RUNS of them, each of at least RUN_TILES tiles
- * (the kernel's blocks of tiles are its own affair: they change no bits).
+ * thread's cache, and the R sums are then read back and added. So a run must be
+ * long enough to repay that traffic: at least RUN_TILES tiles where M is small
+ * (up to RUN_SUMS_BYTES, it stays in the caches), at least LONG_RUN_TILES where
+ * it is larger (up to LONG_RUN_SUMS_BYTES), none beyond; at most MAX_RUNS. (The
+ * kernel's blocks of tiles are its own affair: they change no bits.)
  * Measured against channel blocks alone, at 2 threads: 3 -> 32 channels at
  * 32x32 (batch 32) 10-20% faster, 32 -> 32 at 16x16 2-13% faster (at 1 thread
- * even and 1-5% slower); 32 -> 64 at 16x16 (M 295 KB) 4% and 64 -> 64 at
- * 32x32 (590 KB) 13% slower.
+ * even and 1-5% slower). Larger sums, interleaved with channel blocks:
+ * 64 -> 64 at 32x32, batch 16 (M 590 KB, 4 runs of 256 tiles) 3.5-4.5% faster
+ * at 2 threads, 1% slower at 1; 32 -> 64 at 16x16, batch 32 (295 KB, 2 runs of
+ * 256) within 2% either way; but 4 runs of 128 tiles of 295 KB sums were
+ * 2-4% slower at 1 thread, and 2 runs of 64 tiles of 128 -> 128 (2.4 MB) 1-10%
+ * slower at 1 and 2 threads.
  */
 export function filterGradRuns(g: Conv2dGeometry): { T: number; R: number; runTiles: number } {
   const T = g.N * Math.ceil(g.OH / 4) * Math.ceil(g.OW / 4);
-  const small = 36 * K.winograd4_filter_grad_plane(g.Cin, g.Cout) <= RUN_SUMS_BYTES;
-  const most = Math.floor(T / RUN_TILES);
-  const R = small && most >= 2 ? Math.min(MAX_RUNS, 2 ** Math.floor(Math.log2(most))) : 1;
+  const sums = 36 * K.winograd4_filter_grad_plane(g.Cin, g.Cout);
+  const least = sums <= RUN_SUMS_BYTES ? RUN_TILES : sums <= LONG_RUN_SUMS_BYTES ? LONG_RUN_TILES : Infinity;
+  const most = Math.floor(T / least);
+  const R = most >= 2 ? Math.min(MAX_RUNS, 2 ** Math.floor(Math.log2(most))) : 1;
   return { T, R, runTiles: R === 1 ? T : Math.floor(T / R) };
 }
 
 const RUN_SUMS_BYTES = 192 << 10;
-const MAX_RUNS = 4;
 const RUN_TILES = 64;
+const LONG_RUN_SUMS_BYTES = 640 << 10;
+const LONG_RUN_TILES = 256;
+const MAX_RUNS = 4;
 
 // ---- the primitive ------------------------------------------------------------
 
