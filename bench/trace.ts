@@ -100,6 +100,19 @@ export function summarize(stepMs: number, calls: readonly TracedCall[], threads:
   return { threads, step_ms: stepMs, outside_kernels_ms: stepMs - wallAll, kernels };
 }
 
+/** Every kernel of a step taken together. */
+function total(t: StepTrace): KernelTrace {
+  const all: KernelTrace = { calls: 0, sharded: 0, wall_ms: 0, work_ms: 0, idle_ms: { start: 0, tail: 0, absent: 0, gaps: 0 } };
+  for (const k of Object.values(t.kernels)) {
+    all.calls += k.calls;
+    all.sharded += k.sharded;
+    all.wall_ms += k.wall_ms;
+    all.work_ms += k.work_ms;
+    for (const n of ['start', 'tail', 'absent', 'gaps'] as const) all.idle_ms[n] += k.idle_ms[n];
+  }
+  return all;
+}
+
 /** Tables on stderr (each count against the first), one JSON line per thread count on stdout. */
 export function printTraces(traces: readonly StepTrace[]): void {
   const first = traces[0];
@@ -110,16 +123,12 @@ export function printTraces(traces: readonly StepTrace[]): void {
     s += `  ${'kernel'.padEnd(28)}${'calls'.padStart(6)}${'split'.padStart(6)}${'wall'.padStart(8)}${'work'.padStart(8)}${'/first'.padStart(8)}` +
       `${'start'.padStart(8)}${'tail'.padStart(8)}${'absent'.padStart(8)}${'gaps'.padStart(8)}  (ms)\n`;
     const rows = Object.entries(t.kernels).sort((a, b) => b[1].wall_ms - a[1].wall_ms);
-    for (const [name, k] of rows) {
-      const base = first.kernels[name]?.work_ms;
-      s += `  ${name.padEnd(28)}${String(k.calls).padStart(6)}${String(k.sharded).padStart(6)}${f(k.wall_ms)}${f(k.work_ms)}` +
-        `${base === undefined || t === first ? '        ' : (k.work_ms / base).toFixed(2).padStart(8)}` +
-        `${f(k.idle_ms.start)}${f(k.idle_ms.tail)}${f(k.idle_ms.absent)}${f(k.idle_ms.gaps)}\n`;
-    }
-    const sum = (g: (k: KernelTrace) => number) => rows.reduce((a, [, k]) => a + g(k), 0);
-    s += `  ${'all'.padEnd(28)}${String(sum((k) => k.calls)).padStart(6)}${String(sum((k) => k.sharded)).padStart(6)}${f(sum((k) => k.wall_ms))}` +
-      `${f(sum((k) => k.work_ms))}${t === first ? '        ' : (sum((k) => k.work_ms) / Object.values(first.kernels).reduce((a, k) => a + k.work_ms, 0)).toFixed(2).padStart(8)}` +
-      `${f(sum((k) => k.idle_ms.start))}${f(sum((k) => k.idle_ms.tail))}${f(sum((k) => k.idle_ms.absent))}${f(sum((k) => k.idle_ms.gaps))}\n`;
+    const row = (name: string, k: KernelTrace, base: number | undefined) =>
+      `  ${name.padEnd(28)}${String(k.calls).padStart(6)}${String(k.sharded).padStart(6)}${f(k.wall_ms)}${f(k.work_ms)}` +
+      `${base === undefined || t === first ? '        ' : (k.work_ms / base).toFixed(2).padStart(8)}` +
+      `${f(k.idle_ms.start)}${f(k.idle_ms.tail)}${f(k.idle_ms.absent)}${f(k.idle_ms.gaps)}\n`;
+    for (const [name, k] of rows) s += row(name, k, first.kernels[name]?.work_ms);
+    s += row('all', total(t), total(first).work_ms);
   }
   process.stderr.write(s);
   const r = (k: KernelTrace) => ({

@@ -9,7 +9,6 @@ import { parallel } from '../../src/tensor/dispatch.js';
 import { empty, type Tensor } from '../../src/tensor/tensor.js';
 import { ValueError } from '../../src/tensor/errors.js';
 import * as C from '../../src/tensor/channel.js';
-import { shardRange, TOTAL, GRAIN, UNITS, SHARDS } from '../../src/tensor/channel.js';
 
 async function untilWorkersReady(n: number): Promise<void> {
   for (let i = 0; i < 500 && _testing.readyWorkers() < n; i++) await new Promise((r) => setTimeout(r, 10));
@@ -57,11 +56,11 @@ describe('thread pool', () => {
         const units = Math.ceil(total / grain);
         const shards = Math.min(units, want);
         const ch = new Int32Array(32);
-        [ch[TOTAL], ch[GRAIN], ch[UNITS], ch[SHARDS]] = [total, grain, units, shards];
+        [ch[C.TOTAL], ch[C.GRAIN], ch[C.UNITS], ch[C.SHARDS]] = [total, grain, units, shards];
         let next = 0;
         const sizes: number[] = [];
         for (let s = 0; s < shards; s++) {
-          const { begin, end } = shardRange(ch, s);
+          const { begin, end } = C.shardRange(ch, s);
           expect(begin).toBe(next);
           expect(begin % grain).toBe(0);
           expect(end).toBeGreaterThan(begin);
